@@ -1,0 +1,1 @@
+"""Digit Lens core: preprocessing, inference and rendering, free of any serving framework."""
