@@ -1,0 +1,183 @@
+"""Turn whatever a person uploads into the 28x28 image an MNIST-style network expects.
+
+The steps follow how the MNIST set itself was made: the ink is size-normalised to fit a
+20x20 box keeping its aspect ratio, then placed in the 28x28 frame so that its centre of
+mass sits at the centre. Before that, real images need work MNIST never needed: EXIF
+rotation, transparency, dark ink on light paper, an uneven or grey background.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from digitlens.config import ModelSpec
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
+WORKING_SIDE = 512          # longer side the image is reduced to before the pixel steps
+BLANK_CONTRAST = 0.08       # ink must differ from the background by this fraction of full scale
+NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
+DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
+
+
+class InputError(ValueError):
+    """The request cannot be turned into an image of a digit. ``status`` is the HTTP code,
+    ``reason`` a short stable name for metrics and clients."""
+
+    def __init__(self, message: str, status: int, reason: str):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    tensor: np.ndarray      # (1, size, size) float32, normalised as in training
+    pixels: np.ndarray      # (size, size) uint8, what the network sees before normalisation
+
+
+def body_bytes(body) -> bytes:
+    """The image bytes in a request body: raw bytes, or a ``data:image/...;base64,`` URL."""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "replace")
+    if not isinstance(body, (bytes, bytearray)) or not body:
+        raise InputError("the request has no image: send the image bytes as the body or as the form field 'data'",
+                         400, "empty")
+    match = DATA_URL.match(body[:200])
+    if match is None:
+        return bytes(body)
+    if match.group(1) and not match.group(1).lower().startswith(b"image/"):
+        raise InputError(f"the data URL holds {match.group(1).decode()}, not an image", 415, "unsupported_type")
+    try:
+        return base64.b64decode(body[match.end():], validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"the data URL's base64 payload is malformed: {exc}", 400, "not_an_image") from exc
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Open and decode an image, refusing oversized ones from the header alone."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"the image has too many pixels: {exc}", 413, "too_many_pixels") from exc
+    except Image.DecompressionBombWarning as exc:
+        raise InputError(f"the image has too many pixels: {exc}", 413, "too_many_pixels") from exc
+    except Exception as exc:
+        raise InputError("the body is not an image Digit Lens can read "
+                         f"(accepted: {', '.join(ACCEPTED_FORMATS)})", 415, "not_an_image") from exc
+    if image.format not in ACCEPTED_FORMATS:
+        raise InputError(f"{image.format} images are not supported (accepted: {', '.join(ACCEPTED_FORMATS)})",
+                         415, "unsupported_type")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise InputError(f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}",
+                         413, "too_many_pixels")
+    if image.format in ("JPEG", "MPO"):
+        # Let the JPEG decoder scale by 1/2..1/8 while decoding: a phone photo needs no more.
+        image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
+    try:
+        image.seek(0)
+        image.load()
+        return ImageOps.exif_transpose(image)
+    except Exception as exc:
+        raise InputError(f"the image data is truncated or corrupt: {exc}", 400, "corrupt_image") from exc
+
+
+def to_greyscale(image: Image.Image) -> np.ndarray:
+    """Float greyscale in [0, 1], transparency composited onto a ground that contrasts with the ink."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        grey = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if grey.max() > 255 else 255.0
+        return np.clip(grey / peak, 0, 1)
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if not has_alpha:
+        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    rgba = image.convert("RGBA")
+    grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    if alpha.min() > 0.99:
+        return grey
+    # A canvas drawing is opaque strokes on a transparent ground: put the strokes on the opposite shade.
+    stroke_level = float((grey * alpha).sum() / max(alpha.sum(), 1e-6))
+    ground = 1.0 if stroke_level < 0.5 else 0.0
+    return grey * alpha + ground * (1 - alpha)
+
+
+def reduce_to(grey: np.ndarray, longest: int) -> np.ndarray:
+    height, width = grey.shape
+    scale = longest / max(height, width)
+    if scale >= 1:
+        return grey
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BOX))
+
+
+def border_median(grey: np.ndarray) -> float:
+    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+    return float(np.median(border))
+
+
+def make_ink_light(grey: np.ndarray) -> np.ndarray:
+    """Invert dark ink on light paper so the ink is the bright part, as in MNIST."""
+    return 1.0 - grey if border_median(grey) > 0.5 else grey
+
+
+def isolate_ink(grey: np.ndarray) -> np.ndarray:
+    """Remove the background level, stretch the ink to full scale and zero faint noise."""
+    background = border_median(grey)
+    ink = float(np.percentile(grey, 99.5)) if grey.size >= 400 else float(grey.max())
+    if ink - background < BLANK_CONTRAST:
+        raise InputError("no digit found: the image is blank or has too little contrast", 422, "blank")
+    stretched = np.clip((grey - background) / (ink - background), 0, 1)
+    stretched[stretched < NOISE_FLOOR] = 0
+    return stretched
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        raise InputError("no digit found: the image is blank", 422, "blank")
+    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def fit_longer_side(ink: np.ndarray, side: int) -> np.ndarray:
+    """Scale so the longer side is ``side`` pixels, keeping the aspect ratio."""
+    height, width = ink.shape
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return np.clip(np.asarray(Image.fromarray(ink).resize(size, resample)), 0, 1)
+
+
+def center_by_mass(ink: np.ndarray, size: int) -> np.ndarray:
+    """Place ``ink`` in a size x size frame with its centre of mass at the frame's centre."""
+    height, width = ink.shape
+    total = ink.sum()
+    rows, cols = np.indices(ink.shape)
+    com_row = (rows * ink).sum() / total if total > 0 else (height - 1) / 2
+    com_col = (cols * ink).sum() / total if total > 0 else (width - 1) / 2
+    top = int(np.clip(round((size - 1) / 2 - com_row), 0, size - height))
+    left = int(np.clip(round((size - 1) / 2 - com_col), 0, size - width))
+    frame = np.zeros((size, size), dtype=np.float32)
+    frame[top:top + height, left:left + width] = ink
+    return frame
+
+
+def prepare(data: bytes, spec: ModelSpec) -> PreparedImage:
+    """Image bytes in, the network's input out; raises InputError for anything unusable."""
+    grey = reduce_to(to_greyscale(open_image(data, spec.max_pixels)), WORKING_SIDE)
+    ink = crop_to_ink(isolate_ink(make_ink_light(grey)))
+    frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
+    network_input = frame if spec.ink == "light" else 1.0 - frame
+    pixels = np.round(network_input * 255).astype(np.uint8)
+    tensor = ((network_input - spec.mean) / spec.std).astype(np.float32)[None]
+    return PreparedImage(tensor=tensor, pixels=pixels)

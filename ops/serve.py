@@ -1,0 +1,194 @@
+"""Run TorchServe (and the web page) locally, in the foreground, until Ctrl-C or SIGTERM.
+
+    python -m ops.serve                  # inference :8080, management :8081, metrics :8082, page :8000
+    python -m ops.serve --stop           # stop the one started above
+
+`TorchServe` is also what the tests use to start real servers on their own ports.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG = REPO_ROOT / "config.properties"
+RUN_DIR = REPO_ROOT / "run"
+PID_FILE = RUN_DIR / "serve.pid"
+
+
+class TorchServe:
+    """A TorchServe process group on loopback ports, with its own temp, log and pid folder."""
+
+    def __init__(self, model_store: Path, models: dict[str, str], work_dir: Path,
+                 inference_port: int = 8080, management_port: int = 8081, metrics_port: int = 8082,
+                 python: str = sys.executable):
+        self.model_store = Path(model_store)
+        self.models = models
+        self.work_dir = Path(work_dir)
+        self.inference_url = f"http://127.0.0.1:{inference_port}"
+        self.management_url = f"http://127.0.0.1:{management_port}"
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}"
+        self.python = python
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.work_dir / "logs"
+
+    def start(self, timeout: float = 180) -> "TorchServe":
+        (self.work_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ,
+                   TMPDIR=str(self.work_dir / "tmp"),  # TorchServe keeps its pid file there
+                   LOG_LOCATION=str(self.log_dir), METRICS_LOCATION=str(self.log_dir),
+                   TS_INFERENCE_ADDRESS=self.inference_url, TS_MANAGEMENT_ADDRESS=self.management_url,
+                   TS_METRICS_ADDRESS=self.metrics_url)
+        command = [str(Path(self.python).with_name("torchserve")), "--start", "--foreground", "--ncs",
+                   "--ts-config", str(CONFIG), "--model-store", str(self.model_store)]
+        if self.models:
+            command += ["--models", *(f"{name}={archive}" for name, archive in self.models.items())]
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, start_new_session=True)
+        try:
+            self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"TorchServe exited with {self.process.returncode}; see {self.log_dir}")
+            if all(self.workers_ready(name) for name in self.models) and self._pings():
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"TorchServe was not ready within {timeout:.0f} s; see {self.log_dir}")
+
+    def _pings(self) -> bool:
+        try:
+            return requests.get(f"{self.inference_url}/ping", timeout=2).json().get("status") == "Healthy"
+        except (requests.RequestException, ValueError):
+            return False
+
+    def workers_ready(self, name: str) -> bool:
+        try:
+            response = requests.get(f"{self.management_url}/models/{name}", timeout=2)
+            workers = response.json()[0]["workers"] if response.ok else []
+        except (requests.RequestException, ValueError, LookupError):
+            return False
+        return bool(workers) and all(worker["status"] == "READY" for worker in workers)
+
+    def worker_pids(self, name: str) -> list[int]:
+        response = requests.get(f"{self.management_url}/models/{name}", timeout=5)
+        response.raise_for_status()
+        return sorted(int(worker["pid"]) for worker in response.json()[0]["workers"])
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def serve_page(port: int, api_base: str) -> ThreadingHTTPServer:
+    """Serve web/ on 127.0.0.1:port, telling the page where the inference API is."""
+    class PageHandler(SimpleHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.split("?")[0] == "/config.js":
+                body = f'window.DIGIT_LENS_API = "{api_base}";\n'.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/javascript")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(PageHandler, directory=str(REPO_ROOT / "web")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop_running() -> int:
+    if not PID_FILE.exists():
+        print("Digit Lens is not running (no run/serve.pid)")
+        return 0
+    pid = int(PID_FILE.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"removing stale {PID_FILE}")
+        PID_FILE.unlink()
+        return 0
+    for _ in range(100):
+        if not PID_FILE.exists():
+            print(f"stopped Digit Lens (pid {pid})")
+            return 0
+        time.sleep(0.3)
+    print(f"pid {pid} did not stop within 30 s", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stop", action="store_true", help="stop a running `make serve`")
+    parser.add_argument("--model", default="mnist", help="model name served at /predictions/<model>")
+    parser.add_argument("--archive", default="mnist-1.0.mar", help="archive in the model store")
+    parser.add_argument("--page-port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    if args.stop:
+        return stop_running()
+
+    RUN_DIR.mkdir(exist_ok=True)
+    if PID_FILE.exists():
+        print(f"Digit Lens seems to be running already (pid {PID_FILE.read_text().strip()}); `make stop` first",
+              file=sys.stderr)
+        return 1
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    PID_FILE.write_text(str(os.getpid()))
+    server = TorchServe(REPO_ROOT / "model_store", {args.model: args.archive}, RUN_DIR)
+    page = None
+    try:
+        server.start()
+        page = serve_page(args.page_port, server.inference_url)
+        print(f"Digit Lens is up: page http://127.0.0.1:{args.page_port}  "
+              f"predictions {server.inference_url}/predictions/{args.model}  "
+              f"management {server.management_url}  metrics {server.metrics_url}/metrics\n"
+              f"Ctrl-C stops it.", flush=True)
+        while not stopping.wait(1):
+            if server.process.poll() is not None:
+                print("TorchServe exited; stopping", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        if page is not None:
+            page.shutdown()
+        server.stop()
+        PID_FILE.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
