@@ -133,9 +133,11 @@ def make_ink_light(grey: np.ndarray) -> np.ndarray:
 def isolate_ink(grey: np.ndarray) -> np.ndarray:
     """Remove the background level, stretch the ink to full scale and zero faint noise."""
     background = border_median(grey)
-    ink = float(np.percentile(grey, 99.5)) if grey.size >= 400 else float(grey.max())
-    if ink - background < BLANK_CONTRAST:
+    candidates = grey[grey > background + BLANK_CONTRAST]
+    if candidates.size == 0:
         raise InputError("no digit found: the image is blank or has too little contrast", 422, "blank")
+    # A typical level of the ink rather than its maximum, so a few hot pixels do not set the scale.
+    ink = float(np.percentile(candidates, 90))
     stretched = np.clip((grey - background) / (ink - background), 0, 1)
     stretched[stretched < NOISE_FLOOR] = 0
     return stretched

@@ -27,7 +27,7 @@ def predict_all(model: torch.nn.Module, images: torch.Tensor, spec: ModelSpec, b
                       for i in range(0, len(images), batch_size)])
 
 
-def test_metrics(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path = DEFAULT_CACHE) -> dict:
+def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path = DEFAULT_CACHE) -> dict:
     images, labels = load_split(fetch_mnist(cache_dir), "t10k")
     predicted = predict_all(model, images, spec)
     classes = len(spec.labels)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=MODEL_DIR / "mnist-report.json")
     args = parser.parse_args(argv)
     spec = ModelSpec.from_yaml(args.config)
-    metrics = test_metrics(load_model(args.weights, spec), spec)
+    metrics = evaluate_on_test_set(load_model(args.weights, spec), spec)
     print(json.dumps({k: metrics[k] for k in ("test_images", "test_accuracy", "test_errors")}))
     report = json.loads(args.report.read_text()) if args.report.exists() else {}
     report.update(metrics)

@@ -20,7 +20,7 @@ from digitlens.config import ModelSpec
 from model.network import DigitNet
 from training.augment import augment_batch
 from training.data import DEFAULT_CACHE, MNIST_SHA256, fetch_mnist, load_split
-from training.evaluate import MODEL_DIR, normalise, predict_all, test_metrics
+from training.evaluate import MODEL_DIR, normalise, predict_all, evaluate_on_test_set
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_seconds": round(training_seconds, 1), "history": history,
         "torch_version": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         "data_sha256": MNIST_SHA256,
-        **test_metrics(ema.module, spec, args.data),
+        **evaluate_on_test_set(ema.module, spec, args.data),
     }
     (args.out / "mnist-report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"test accuracy {report['test_accuracy']:.4f} ({report['test_errors']} errors) "

@@ -1,0 +1,52 @@
+# Digit Lens. `make serve` runs it locally, `make test` runs every test. See README.md.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MODEL_VERSION ?= 1.0
+ARCHIVE := model_store/mnist-$(MODEL_VERSION).mar
+SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus
+SOURCES := $(wildcard digitlens/*.py handler/*.py model/*.py) model/mnist.pt model/mnist.yaml
+
+.PHONY: venv data train evaluate mar serve stop test bench system-deps clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+data: venv
+	$(PY) -m training.data
+
+train: data                         ## retrain model/mnist.pt and its report (~20 min on 2 CPU cores)
+	$(PY) -m training.train
+
+evaluate: data                      ## check the committed weights on the full test set
+	$(PY) -m training.evaluate
+
+mar: $(ARCHIVE)
+$(ARCHIVE): $(SOURCES) venv
+	$(PY) -m ops.archive --version $(MODEL_VERSION)
+
+serve: mar                          ## TorchServe on 127.0.0.1:8080/8081/8082 and the page on :8000
+	$(PY) -m ops.serve --archive mnist-$(MODEL_VERSION).mar
+
+stop:
+	$(PY) -m ops.serve --stop
+
+system-deps:                        ## Debian packages the browser and deployment tests run
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: venv data system-deps
+	$(PY) -m pytest tests
+
+bench: venv mar
+	$(PY) -m bench.run
+
+clean:
+	rm -rf model_store run logs .pytest_cache

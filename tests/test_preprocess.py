@@ -1,0 +1,142 @@
+"""Each preprocessing step on real images, then the whole pipeline on awkward uploads."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlens.preprocess import (InputError, body_bytes, center_by_mass, crop_to_ink, fit_longer_side,
+                                  isolate_ink, make_ink_light, open_image, prepare, to_greyscale)
+from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, draw_strokes, encode, mnist_digit,
+                          off_centre_small)
+
+LIMIT = 40_000_000
+
+
+def centre_of_mass(pixels: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.indices(pixels.shape)
+    total = pixels.sum()
+    return (rows * pixels).sum() / total, (cols * pixels).sum() / total
+
+
+def test_dark_ink_on_light_paper_is_inverted_and_light_ink_is_kept():
+    ink, _ = mnist_digit(0)
+    light_on_dark = ink.astype(np.float32) / 255
+    assert np.array_equal(make_ink_light(light_on_dark), light_on_dark)
+    assert np.allclose(make_ink_light(1 - light_on_dark), light_on_dark)
+
+
+def test_transparent_canvas_strokes_are_composited_onto_a_contrasting_ground():
+    dark_strokes = Image.open(io.BytesIO(encode(draw_strokes(SEVEN), "PNG")))
+    grey = to_greyscale(dark_strokes)
+    assert np.median(grey) == pytest.approx(1.0)          # transparent became white paper
+    assert grey.min() < 0.2                               # strokes stay dark
+    light_strokes = Image.open(io.BytesIO(encode(draw_strokes(SEVEN, ink=(255, 255, 255, 255)), "PNG")))
+    assert np.median(to_greyscale(light_strokes)) == pytest.approx(0.0)
+
+
+def test_exif_orientation_is_honoured():
+    ink, _ = mnist_digit(0)
+    image = open_image(as_photo_jpeg(ink, exif_rotate=True), LIMIT)
+    assert image.width > image.height                     # stored portrait, shown landscape
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped():
+    ink, _ = mnist_digit(0)
+    image = Image.fromarray(ink.astype(np.uint16) * 257)
+    assert image.mode.startswith("I;16")
+    grey = to_greyscale(Image.open(io.BytesIO(encode(image, "PNG"))))
+    assert grey.max() == pytest.approx(1.0) and 0 < grey.mean() < 0.5
+
+
+def test_background_is_removed_and_contrast_stretched():
+    ink, _ = mnist_digit(3)
+    faded = 0.4 + 0.2 * ink.astype(np.float32) / 255     # grey ground, faint ink
+    isolated = isolate_ink(faded)
+    assert isolated.max() == pytest.approx(1.0)
+    assert (isolated[ink == 0] == 0).all()
+
+
+def test_blank_images_are_refused():
+    with pytest.raises(InputError, match="no digit found") as error:
+        isolate_ink(np.full((50, 50), 0.7, np.float32))
+    assert error.value.status == 422
+
+
+def test_crop_scale_and_centre_like_mnist():
+    frame = np.zeros((300, 200), np.float32)
+    frame[40:240, 150:190] = 1.0                          # a tall bar off to the right
+    cropped = crop_to_ink(frame)
+    assert cropped.shape == (200, 40)
+    fitted = fit_longer_side(cropped, 20)
+    assert fitted.shape == (20, 4)                        # aspect ratio kept
+    placed = center_by_mass(fitted, 28)
+    row, col = centre_of_mass(placed)
+    assert abs(row - 13.5) <= 0.5 and abs(col - 13.5) <= 0.5
+
+
+@pytest.mark.parametrize("make", [as_photo_jpeg, as_canvas_png, as_scan, off_centre_small],
+                         ids=["photo", "canvas", "scan", "off-centre"])
+def test_whole_pipeline_gives_an_mnist_like_input(make, spec):
+    ink, _ = mnist_digit(7)
+    prepared = prepare(make(ink), spec)
+    assert prepared.tensor.shape == (1, 28, 28) and prepared.tensor.dtype == np.float32
+    pixels = prepared.pixels.astype(np.float32)
+    rows = np.flatnonzero(pixels.any(axis=1))
+    cols = np.flatnonzero(pixels.any(axis=0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)
+    row, col = centre_of_mass(pixels)
+    assert abs(row - 13.5) <= 1 and abs(col - 13.5) <= 1
+    assert pixels[:2].sum() == 0 and pixels[-2:].sum() == 0 # the border stays empty, as in MNIST
+
+
+def test_a_huge_phone_photo_and_a_tiny_thumbnail_work(spec):
+    ink, _ = mnist_digit(1)
+    huge = Image.fromarray(255 - np.asarray(Image.fromarray(ink).resize((4000, 4000)))).resize((5000, 4000))
+    assert prepare(encode(huge.convert("RGB"), "JPEG", quality=80), spec).pixels.max() >= 200
+    thumbnail = Image.fromarray(ink).resize((8, 8), Image.Resampling.BOX)
+    assert prepare(encode(thumbnail, "PNG"), spec).pixels.max() >= 200
+
+
+@pytest.mark.parametrize("fmt,mode", [("GIF", "P"), ("BMP", "RGB"), ("WEBP", "RGB"), ("TIFF", "CMYK"),
+                                      ("PNG", "LA"), ("PNG", "P")])
+def test_formats_and_modes_are_read(fmt, mode, spec):
+    ink, _ = mnist_digit(2)
+    image = Image.fromarray(255 - ink).resize((112, 112)).convert(mode)
+    assert prepare(encode(image, fmt), spec).pixels.max() >= 200
+
+
+def test_data_urls_are_decoded():
+    png = encode(draw_strokes(SEVEN), "PNG")
+    import base64
+    url = b"data:image/png;base64," + base64.b64encode(png)
+    assert body_bytes(url) == png
+    assert body_bytes(url.decode()) == png
+    with pytest.raises(InputError, match="not an image"):
+        body_bytes(b"data:text/plain;base64,aGVsbG8=")
+
+
+@pytest.mark.parametrize("data,status,reason", [
+    (b"", 400, "empty"),
+    (b"this is text, not a picture", 415, "not_an_image"),
+    (b"%PDF-1.4 fake", 415, "not_an_image"),
+])
+def test_bad_bodies_get_clear_errors(data, status, reason, spec):
+    with pytest.raises(InputError) as error:
+        prepare(body_bytes(data), spec)
+    assert (error.value.status, error.value.reason) == (status, reason)
+
+
+def test_too_many_pixels_are_refused_from_the_header(spec):
+    big = encode(Image.new("L", (12000, 12000), 255), "PNG")   # 144 megapixels, a few hundred KB
+    with pytest.raises(InputError) as error:
+        prepare(big, spec)
+    assert (error.value.status, error.value.reason) == (413, "too_many_pixels")
+
+
+def test_truncated_image_is_refused(spec):
+    ink, _ = mnist_digit(4)
+    data = as_photo_jpeg(ink)
+    with pytest.raises(InputError) as error:
+        prepare(data[:len(data) // 3], spec)
+    assert error.value.status == 400
