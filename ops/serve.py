@@ -31,13 +31,15 @@ class TorchServe:
 
     def __init__(self, model_store: Path, models: dict[str, str], work_dir: Path,
                  inference_port: int = 8080, management_port: int = 8081, metrics_port: int = 8082,
-                 python: str = sys.executable):
+                 page_origin: str = "http://127.0.0.1:8000", quiet: bool = False, python: str = sys.executable):
         self.model_store = Path(model_store)
         self.models = models
         self.work_dir = Path(work_dir)
         self.inference_url = f"http://127.0.0.1:{inference_port}"
         self.management_url = f"http://127.0.0.1:{management_port}"
         self.metrics_url = f"http://127.0.0.1:{metrics_port}"
+        self.page_origin = page_origin
+        self.quiet = quiet
         self.python = python
         self.process: subprocess.Popen | None = None
 
@@ -51,12 +53,14 @@ class TorchServe:
                    TMPDIR=str(self.work_dir / "tmp"),  # TorchServe keeps its pid file there
                    LOG_LOCATION=str(self.log_dir), METRICS_LOCATION=str(self.log_dir),
                    TS_INFERENCE_ADDRESS=self.inference_url, TS_MANAGEMENT_ADDRESS=self.management_url,
-                   TS_METRICS_ADDRESS=self.metrics_url)
+                   TS_METRICS_ADDRESS=self.metrics_url, TS_CORS_ALLOWED_ORIGIN=self.page_origin)
         command = [str(Path(self.python).with_name("torchserve")), "--start", "--foreground", "--ncs",
                    "--ts-config", str(CONFIG), "--model-store", str(self.model_store)]
         if self.models:
             command += ["--models", *(f"{name}={archive}" for name, archive in self.models.items())]
-        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, start_new_session=True)
+        output = subprocess.DEVNULL if self.quiet else None   # the logs are in log_dir either way
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, start_new_session=True,
+                                        stdout=output, stderr=output)
         try:
             self._wait_until_ready(timeout)
         except BaseException:

@@ -1,0 +1,121 @@
+"""The page in a real headless Chromium against a real TorchServe."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from ops.serve import serve_page
+from tests.conftest import PAGE_PORT, free_port, require_binary
+from tests.images import THREE, as_photo_jpeg, mnist_digit
+
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--window-size=1200,1400"]
+
+
+@pytest.fixture(scope="module")
+def page_url(torchserve):
+    server = serve_page(PAGE_PORT, torchserve.inference_url)
+    yield f"http://127.0.0.1:{PAGE_PORT}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = require_binary("chromium")
+    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(require_binary("chromedriver")))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def by_test_id(driver, test_id):
+    return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{test_id}"]')
+
+
+def wait_for(driver, condition, timeout=30):
+    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+
+
+def image_loaded(driver, test_id) -> bool:
+    element = by_test_id(driver, test_id)
+    return element.is_displayed() and driver.execute_script("return arguments[0].naturalWidth", element) > 0
+
+
+def draw(driver, strokes):
+    canvas = by_test_id(driver, "canvas")
+    width, height = canvas.size["width"], canvas.size["height"]
+    offset = lambda x, y: (round((x - 0.5) * width), round((y - 0.5) * height))   # from the element's centre
+    for stroke in strokes:
+        actions = ActionChains(driver, duration=10)
+        actions.move_to_element_with_offset(canvas, *offset(*stroke[0])).click_and_hold()
+        for x, y in stroke[1:]:
+            actions.move_to_element_with_offset(canvas, *offset(x, y))
+        actions.release().perform()
+
+
+def test_drawing_a_three_shows_three_with_its_charts(browser, page_url):
+    browser.get(page_url)
+    draw(browser, THREE)
+    wait_for(browser, lambda d: by_test_id(d, "digit").text == "3")
+    assert by_test_id(browser, "confidence").text.endswith("%")
+    wait_for(browser, lambda d: all(image_loaded(d, t) for t in ("prob-chart", "activations", "model-input")))
+    assert not by_test_id(browser, "error").is_displayed()
+
+
+def test_layer_selector_switches_the_activation_maps(browser, page_url):
+    select = by_test_id(browser, "layer-select")
+    options = [o.get_attribute("value") for o in select.find_elements(By.TAG_NAME, "option")]
+    assert options == ["conv1", "conv3", "conv5"]
+    first = by_test_id(browser, "activations").get_attribute("src")
+    select.find_elements(By.TAG_NAME, "option")[2].click()
+    wait_for(browser, lambda d: by_test_id(d, "activations").get_attribute("src") != first)
+
+
+def test_uploading_a_photo_shows_the_digit_and_both_charts(browser, page_url, tmp_path):
+    ink, label = mnist_digit(42)
+    photo = tmp_path / "digit-photo.jpg"
+    photo.write_bytes(as_photo_jpeg(ink, exif_rotate=True))
+    browser.get(page_url)
+    by_test_id(browser, "file-input").send_keys(str(photo))
+    wait_for(browser, lambda d: by_test_id(d, "digit").text == str(label))
+    wait_for(browser, lambda d: all(image_loaded(d, t) for t in ("prob-chart", "activations", "model-input")))
+
+
+def test_uploading_a_non_image_shows_the_error(browser, page_url, tmp_path):
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a picture at all")
+    browser.get(page_url)
+    by_test_id(browser, "file-input").send_keys(str(text_file))
+    wait_for(browser, lambda d: by_test_id(d, "error").is_displayed())
+    assert "not an image" in by_test_id(browser, "error").text
+    assert by_test_id(browser, "digit").text == "–"
+
+
+def test_an_unreachable_server_is_reported(browser, page_url):
+    browser.get(f"{page_url}?api=http://127.0.0.1:{free_port()}")
+    draw(browser, THREE)
+    wait_for(browser, lambda d: by_test_id(d, "error").is_displayed())
+    assert "Cannot reach" in by_test_id(browser, "error").text
+
+
+def test_screenshot_of_a_prediction_is_not_blank(browser, page_url, tmp_path):
+    browser.get(page_url)
+    draw(browser, THREE)
+    wait_for(browser, lambda d: by_test_id(d, "digit").text == "3" and image_loaded(d, "activations"))
+    shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+    pixels = np.asarray(shot)
+    assert shot.width >= 1000
+    assert pixels.std() > 20
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500      # charts and maps, not a flat page
+    shot.save(tmp_path / "page.png")

@@ -1,0 +1,161 @@
+"""A real TorchServe from the built .mar, real HTTP, real images of every accepted kind."""
+import base64
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, draw_strokes, encode, mnist_digit,
+                          on_paper)
+
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def predict(server, body: bytes, headers=None, **kwargs) -> requests.Response:
+    return requests.post(f"{server.inference_url}/predictions/mnist", data=body,
+                         headers={**OCTET, **(headers or {})}, timeout=60, **kwargs)
+
+
+def seven_images() -> dict[str, tuple[bytes, str]]:
+    strokes = draw_strokes(SEVEN)                           # dark strokes on a transparent canvas
+    ink = np.asarray(draw_strokes(SEVEN, ink=(255, 255, 255, 255), ground=(0, 0, 0, 255)).convert("L"))
+    return {
+        "photo": (encode(on_paper(ink, size=(3000, 2250)), "JPEG", quality=85), "image/jpeg"),
+        "canvas": (encode(strokes, "PNG"), "image/png"),
+        "scan": (encode(on_paper(ink, size=(850, 1100), box=(0.2, 0.55, 0.3)).convert("L"), "TIFF"), "image/tiff"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["photo", "canvas", "scan"])
+def test_a_seven_is_a_seven_however_it_was_made(torchserve, kind):
+    body, content_type = seven_images()[kind]
+    for headers in (OCTET, {"Content-Type": content_type}):
+        response = predict(torchserve, body, headers)
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["digit"] == 7, result
+        assert result["model"] == {"name": "mnist", "version": "1.0"}
+        assert sum(result["probabilities"]) == pytest.approx(1, abs=1e-4)
+        assert result["confidence"] == max(result["probabilities"])
+
+
+def test_multipart_form_and_data_url_bodies(torchserve):
+    png = encode(draw_strokes(SEVEN), "PNG")
+    form = requests.post(f"{torchserve.inference_url}/predictions/mnist", files={"data": ("seven.png", png)}, timeout=60)
+    assert form.status_code == 200 and form.json()["digit"] == 7
+    url = b"data:image/png;base64," + base64.b64encode(png)
+    text = predict(torchserve, url, {"Content-Type": "text/plain"})
+    assert text.status_code == 200 and text.json()["digit"] == 7
+
+
+@pytest.mark.parametrize("fmt,mode", [("PNG", "L"), ("PNG", "RGBA"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB"),
+                                      ("WEBP", "RGB"), ("TIFF", "CMYK"), ("PNG", "I;16")])
+def test_every_accepted_format_is_predicted(torchserve, fmt, mode):
+    ink, label = mnist_digit(11)
+    image = Image.fromarray(255 - ink).resize((140, 140))
+    image = Image.fromarray(np.asarray(image, np.uint16) * 257) if mode == "I;16" else image.convert(mode)
+    response = predict(torchserve, encode(image, fmt))
+    assert response.status_code == 200, response.text
+    assert response.json()["digit"] == label
+
+
+def test_charts_come_with_the_header(torchserve, spec):
+    body = as_canvas_png(mnist_digit(0)[0])
+    plain = predict(torchserve, body).json()
+    assert "charts" not in plain
+    charted = predict(torchserve, body, {"X-Charts": "1"}).json()
+    charts = charted["charts"]
+    assert set(charts["activations"]) == set(spec.visualise_layers)
+    for url in [charts["probabilities"], charts["input"], *charts["activations"].values()]:
+        assert url.startswith("data:image/png;base64,")
+        Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).verify()
+    model_input = Image.open(io.BytesIO(base64.b64decode(charts["input"].split(",", 1)[1])))
+    assert model_input.size == (224, 224)
+
+
+def test_concurrent_requests_are_all_answered_correctly(torchserve):
+    indices = list(range(100, 164))
+    bodies = [as_photo_jpeg(mnist_digit(i)[0], seed=i) for i in indices]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda body: predict(torchserve, body), bodies))
+    assert all(r.status_code == 200 for r in responses)
+    correct = sum(r.json()["digit"] == mnist_digit(i)[1] for r, i in zip(responses, indices))
+    assert correct >= 62
+
+
+def bad_inputs() -> dict[str, tuple[bytes, int, str]]:
+    png = encode(draw_strokes(SEVEN), "PNG")
+    return {
+        "empty body": (b"", 400, "empty"),
+        "text": (b"hello, this is not a picture", 415, "not_an_image"),
+        "pdf": (b"%PDF-1.7\n1 0 obj << >> endobj", 415, "not_an_image"),
+        "truncated png": (png[:len(png) // 2], 400, "corrupt_image"),
+        "blank page": (encode(Image.new("RGB", (800, 600), (240, 240, 235)), "JPEG"), 422, "blank"),
+        "144 megapixels": (encode(Image.new("L", (12000, 12000), 255), "PNG"), 413, "too_many_pixels"),
+        "decompression bomb": (encode(Image.new("1", (30000, 30000), 1), "PNG"), 413, "too_many_pixels"),
+        "data url of text": (b"data:text/plain;base64,aGVsbG8=", 415, "unsupported_type"),
+    }
+
+
+@pytest.mark.parametrize("name", list(bad_inputs()))
+def test_bad_input_gets_a_json_4xx_and_the_worker_survives(torchserve, name):
+    body, status, reason = bad_inputs()[name]
+    pids = torchserve.worker_pids("mnist")
+    response = predict(torchserve, body)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["type"] == reason and error["message"]
+    assert torchserve.worker_pids("mnist") == pids
+    assert predict(torchserve, encode(draw_strokes(SEVEN), "PNG")).json()["digit"] == 7
+
+
+def test_a_body_over_the_request_limit_is_refused(torchserve):
+    response = predict(torchserve, b"\xff\xd8" + bytes(17 * 1024 * 1024))
+    assert response.status_code == 413
+
+
+def test_a_12_megabyte_24_megapixel_photo_is_accepted(torchserve):
+    rng = np.random.default_rng(0)
+    ink = np.asarray(draw_strokes(SEVEN, ink=(255, 255, 255, 255), ground=(0, 0, 0, 255)).convert("L"))
+    photo = np.asarray(on_paper(ink, size=(6000, 4000)), dtype=np.int16)
+    noisy = np.clip(photo + rng.integers(-20, 21, photo.shape), 0, 255).astype(np.uint8)  # sensor grain
+    body = encode(Image.fromarray(noisy), "JPEG", quality=94)
+    assert 8 * 1024 * 1024 < len(body) < 16 * 1024 * 1024
+    response = predict(torchserve, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["digit"] == 7
+
+
+def test_a_mixed_batch_answers_each_request_on_its_own(torchserve):
+    good = encode(draw_strokes(SEVEN), "PNG")
+    bodies = [good, b"not an image"] * 8
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda body: predict(torchserve, body), bodies))
+    assert [r.status_code for r in responses] == [200, 415] * 8
+    assert all(r.json()["digit"] == 7 for r in responses[::2])
+
+
+def test_repeated_requests_grow_neither_hooks_nor_memory(torchserve):
+    body = as_canvas_png(mnist_digit(0)[0])
+    worker = psutil.Process(torchserve.worker_pids("mnist")[0])
+    for _ in range(30):
+        predict(torchserve, body, {"X-Charts": "1"})
+    before = worker.memory_info().rss
+    for _ in range(200):
+        assert predict(torchserve, body, {"X-Charts": "1"}).status_code == 200
+    growth = worker.memory_info().rss - before
+    assert growth < 20 * 1024 * 1024, f"worker memory grew by {growth / 2**20:.1f} MiB over 200 requests"
+
+
+def test_custom_metrics_reach_prometheus(torchserve):
+    predict(torchserve, encode(draw_strokes(SEVEN), "PNG"), {"X-Charts": "1"})
+    predict(torchserve, b"nope")
+    text = requests.get(f"{torchserve.metrics_url}/metrics", timeout=10).text
+    assert 'PredictionsPerDigit{Digit="7",ModelName="mnist"' in text
+    assert 'RejectedInputs{Reason="not_an_image",ModelName="mnist"' in text
+    assert "PreprocessTime{" in text and "PostprocessTime{" in text
+    assert 'ts_inference_requests_total{model_name="mnist"' in text
