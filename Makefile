@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_VERSION ?= 1.0
 ARCHIVE := model_store/mnist-$(MODEL_VERSION).mar
-SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus
+SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose
 SOURCES := $(wildcard digitlens/*.py handler/*.py model/*.py) model/mnist.pt model/mnist.yaml
 
 .PHONY: venv data train evaluate mar serve stop test bench system-deps clean
