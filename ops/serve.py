@@ -18,6 +18,7 @@ import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -166,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
 
     RUN_DIR.mkdir(exist_ok=True)
     if PID_FILE.exists():
-        print(f"Digit Lens seems to be running already (pid {PID_FILE.read_text().strip()}); `make stop` first",
-              file=sys.stderr)
-        return 1
+        pid = int(PID_FILE.read_text())
+        if psutil.pid_exists(pid):
+            print(f"Digit Lens is running already (pid {pid}); `make stop` first", file=sys.stderr)
+            return 1
+        PID_FILE.unlink()
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

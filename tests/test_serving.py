@@ -9,6 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
+from ops.serve import REPO_ROOT
 from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, draw_strokes, encode, mnist_digit,
                           on_paper)
 
@@ -20,19 +21,17 @@ def predict(server, body: bytes, headers=None, **kwargs) -> requests.Response:
                          headers={**OCTET, **(headers or {})}, timeout=60, **kwargs)
 
 
-def seven_images() -> dict[str, tuple[bytes, str]]:
-    strokes = draw_strokes(SEVEN)                           # dark strokes on a transparent canvas
-    ink = np.asarray(draw_strokes(SEVEN, ink=(255, 255, 255, 255), ground=(0, 0, 0, 255)).convert("L"))
-    return {
-        "photo": (encode(on_paper(ink, size=(3000, 2250)), "JPEG", quality=85), "image/jpeg"),
-        "canvas": (encode(strokes, "PNG"), "image/png"),
-        "scan": (encode(on_paper(ink, size=(850, 1100), box=(0.2, 0.55, 0.3)).convert("L"), "TIFF"), "image/tiff"),
-    }
+SAMPLES = {  # the committed samples a new user would try first (see README)
+    "photo": ("seven-photo.jpg", "image/jpeg"),
+    "canvas": ("seven-canvas.png", "image/png"),
+    "scan": ("seven-scan.png", "image/png"),
+}
 
 
 @pytest.mark.parametrize("kind", ["photo", "canvas", "scan"])
 def test_a_seven_is_a_seven_however_it_was_made(torchserve, kind):
-    body, content_type = seven_images()[kind]
+    file_name, content_type = SAMPLES[kind]
+    body = (REPO_ROOT / "samples" / file_name).read_bytes()
     for headers in (OCTET, {"Content-Type": content_type}):
         response = predict(torchserve, body, headers)
         assert response.status_code == 200, response.text

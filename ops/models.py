@@ -1,0 +1,149 @@
+"""Model versions through TorchServe's management API.
+
+    python -m ops.models list
+    python -m ops.models release 2.0 [--weights W]   # archive, register beside the default, smoke-test, promote
+    python -m ops.models register 2.0                # only archive and register (no traffic yet)
+    python -m ops.models smoke 2.0                   # predict the sample seven on /predictions/mnist/2.0
+    python -m ops.models promote 2.0                 # make 2.0 the default version
+    python -m ops.models rollback [--to 1.0]         # back to the previous (or given) version
+    python -m ops.models retire 1.0 [1.1 ...]        # unregister versions that are not the default
+
+Archives are written to the model store and registered by file name, so TorchServe only
+ever loads models from its own store. Set --management for a server that is not on :8081.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import requests
+
+from ops.archive import DEFAULT_STORE, REPO_ROOT, archive_name, build_archive
+
+SAMPLE = REPO_ROOT / "samples" / "seven-canvas.png"
+SAMPLE_DIGIT = 7
+
+
+class VersionError(RuntimeError):
+    pass
+
+
+def version_key(version: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in version.replace("-", ".").split("."))
+
+
+class ModelVersions:
+    def __init__(self, management_url: str, inference_url: str, name: str = "mnist", timeout: float = 120):
+        self.management = management_url.rstrip("/")
+        self.inference = inference_url.rstrip("/")
+        self.name = name
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        response = requests.request(method, f"{self.management}{path}", timeout=self.timeout, **kwargs)
+        if not response.ok:
+            raise VersionError(f"{method} {path} failed with {response.status_code}: {response.text.strip()}")
+        return response
+
+    def versions(self) -> list[str]:
+        details = self._call("GET", f"/models/{self.name}/all").json()
+        return sorted((d["modelVersion"] for d in details), key=version_key)
+
+    def default(self) -> str:
+        return self._call("GET", f"/models/{self.name}").json()[0]["modelVersion"]
+
+    def register(self, version: str, workers: int = 1) -> None:
+        if version in self._versions_or_none():
+            raise VersionError(f"{self.name} {version} is already registered")
+        self._call("POST", "/models", params={"url": archive_name(self.name, version),
+                                               "initial_workers": workers, "synchronous": "true"})
+
+    def _versions_or_none(self) -> list[str]:
+        try:
+            return self.versions()
+        except VersionError:
+            return []
+
+    def smoke(self, version: str) -> dict:
+        response = requests.post(f"{self.inference}/predictions/{self.name}/{version}", data=SAMPLE.read_bytes(),
+                                 headers={"Content-Type": "image/png"}, timeout=self.timeout)
+        if not response.ok:
+            raise VersionError(f"{self.name} {version} answered the smoke test with {response.status_code}: {response.text}")
+        result = response.json()
+        if result.get("digit") != SAMPLE_DIGIT or result.get("model", {}).get("version") != version:
+            raise VersionError(f"{self.name} {version} failed the smoke test: {result}")
+        return result
+
+    def promote(self, version: str) -> None:
+        self._call("PUT", f"/models/{self.name}/{version}/set-default")
+
+    def rollback(self, to: str | None = None) -> str:
+        current = self.default()
+        if to is None:
+            older = [v for v in self.versions() if version_key(v) < version_key(current)]
+            if not older:
+                raise VersionError(f"no registered version of {self.name} is older than the default {current}")
+            to = older[-1]
+        self.promote(to)
+        return to
+
+    def retire(self, version: str) -> None:
+        if version == self.default():
+            raise VersionError(f"{self.name} {version} is the default version; promote another one first")
+        self._call("DELETE", f"/models/{self.name}/{version}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--management", default="http://127.0.0.1:8081")
+    parser.add_argument("--inference", default="http://127.0.0.1:8080")
+    parser.add_argument("--name", default="mnist")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list")
+    for command in ("release", "register"):
+        sub = commands.add_parser(command)
+        sub.add_argument("version")
+        sub.add_argument("--weights", type=Path, default=REPO_ROOT / "model" / "mnist.pt")
+        sub.add_argument("--config", type=Path, default=REPO_ROOT / "model" / "mnist.yaml")
+        sub.add_argument("--model-file", type=Path, default=REPO_ROOT / "model" / "network.py")
+    for command in ("smoke", "promote"):
+        commands.add_parser(command).add_argument("version")
+    commands.add_parser("rollback").add_argument("--to")
+    commands.add_parser("retire").add_argument("versions", nargs="+")
+    args = parser.parse_args(argv)
+
+    models = ModelVersions(args.management, args.inference, args.name)
+    try:
+        if args.command == "list":
+            default = models.default()
+            for version in models.versions():
+                print(f"{version}{'  (default)' if version == default else ''}")
+        elif args.command in ("release", "register"):
+            build_archive(args.name, args.version, args.weights, args.config, args.model_file, args.store)
+            models.register(args.version)
+            print(f"registered {args.name} {args.version}")
+            if args.command == "release":
+                models.smoke(args.version)
+                models.promote(args.version)
+                print(f"{args.name} {args.version} passed the smoke test and is now the default")
+        elif args.command == "smoke":
+            print(models.smoke(args.version))
+        elif args.command == "promote":
+            models.promote(args.version)
+            print(f"{args.name} {args.version} is now the default")
+        elif args.command == "rollback":
+            print(f"{args.name} {models.rollback(args.to)} is now the default")
+        elif args.command == "retire":
+            for version in args.versions:
+                models.retire(version)
+                print(f"retired {args.name} {version}")
+    except (VersionError, requests.RequestException, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

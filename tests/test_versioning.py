@@ -1,0 +1,109 @@
+"""Release, promote, roll back and retire versions on a real TorchServe under live traffic."""
+import threading
+import time
+
+import pytest
+import requests
+
+from ops import models as ops_models
+from ops.serve import REPO_ROOT
+from tests.conftest import start_torchserve
+
+SEVEN = (REPO_ROOT / "samples" / "seven-canvas.png").read_bytes()
+
+
+@pytest.fixture
+def versioned_server(model_store, tmp_path):
+    server = start_torchserve(model_store, tmp_path / "ts", {"mnist": "mnist-1.0.mar"})
+    yield server
+    server.stop()
+
+
+class Traffic:
+    """A background client predicting on the default version until stopped."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.versions, self.failures = [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + 300
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                response = requests.post(self.url, data=SEVEN, headers={"Content-Type": "image/png"}, timeout=30)
+                if response.status_code == 200 and response.json()["digit"] == 7:
+                    self.versions.append(response.json()["model"]["version"])
+                else:
+                    self.failures.append(f"{response.status_code} {response.text[:200]}")
+            except requests.RequestException as error:
+                self.failures.append(repr(error))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(60)
+
+    def wait_for_version(self, version: str, timeout: float = 30):
+        seen = len(self.versions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if version in self.versions[seen:]:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"traffic never reached version {version}")
+
+
+def cli(server, *args) -> int:
+    return ops_models.main(["--management", server.management_url, "--inference", server.inference_url,
+                            "--store", str(server.model_store), *args])
+
+
+def test_release_promote_rollback_retire_without_a_failed_request(versioned_server, capsys):
+    server = versioned_server
+    versions = ops_models.ModelVersions(server.management_url, server.inference_url)
+    with Traffic(f"{server.inference_url}/predictions/mnist") as traffic:
+        traffic.wait_for_version("1.0")
+        assert cli(server, "release", "2.0") == 0
+        assert (server.model_store / "mnist-2.0.mar").exists()
+        assert versions.versions() == ["1.0", "2.0"] and versions.default() == "2.0"
+        traffic.wait_for_version("2.0")
+
+        assert cli(server, "rollback") == 0
+        assert versions.default() == "1.0"
+        traffic.wait_for_version("1.0")
+
+        assert cli(server, "promote", "2.0") == 0
+        traffic.wait_for_version("2.0")
+        assert cli(server, "rollback", "--to", "1.0") == 0
+        traffic.wait_for_version("1.0")
+
+        assert cli(server, "retire", "1.0") == 1                     # the default cannot be retired
+        assert "is the default version" in capsys.readouterr().err
+        assert cli(server, "retire", "2.0") == 0
+        assert versions.versions() == ["1.0"]
+        time.sleep(1)
+    assert traffic.failures == []
+    assert len(traffic.versions) > 20
+    assert cli(server, "list") == 0
+    assert capsys.readouterr().out.strip().endswith("1.0  (default)")
+
+
+def test_register_and_smoke_leave_the_default_alone(versioned_server):
+    server = versioned_server
+    versions = ops_models.ModelVersions(server.management_url, server.inference_url)
+    assert cli(server, "register", "1.1") == 0
+    assert versions.default() == "1.0"
+    assert versions.smoke("1.1")["model"]["version"] == "1.1"
+    assert cli(server, "register", "1.1") == 1                       # registering twice is refused
+
+
+def test_models_come_only_from_the_model_store(versioned_server):
+    response = requests.post(f"{versioned_server.management_url}/models",
+                             params={"url": "http://127.0.0.1:9/evil.mar"}, timeout=30)
+    assert response.status_code >= 400
+    assert ops_models.ModelVersions(versioned_server.management_url, versioned_server.inference_url).versions() == ["1.0"]
