@@ -80,24 +80,21 @@ def over_http(requests_per_case: int) -> tuple[list[tuple], list[tuple]]:
                             free_port(), free_port(), free_port(), quiet=True).start()
         try:
             url = f"{server.inference_url}/predictions/mnist"
-            session = requests.Session()
 
-            def post(charts: bool) -> float:
+            def send(charts: bool, client=requests) -> float:
+                headers = {"Content-Type": "image/png", **({"X-Charts": "1"} if charts else {})}
                 started = time.perf_counter()
-                response = session.post(url, data=canvas, timeout=60, headers={
-                    "Content-Type": "image/png", **({"X-Charts": "1"} if charts else {})})
-                response.raise_for_status()
+                client.post(url, data=canvas, timeout=60, headers=headers).raise_for_status()
                 return (time.perf_counter() - started) * 1000
 
-            latency = [row("HTTP predict, concurrency 1", [post(False) for _ in range(requests_per_case)]),
-                       row("HTTP predict + charts, concurrency 1", [post(True) for _ in range(requests_per_case)])]
+            session = requests.Session()
+            latency = [row("HTTP predict, concurrency 1", [send(False, session) for _ in range(requests_per_case)]),
+                       row("HTTP predict + charts, concurrency 1", [send(True, session) for _ in range(requests_per_case)])]
             throughput = []
             for concurrency, charts in ((4, False), (4, True)):
                 started = time.perf_counter()
                 with ThreadPoolExecutor(concurrency) as pool:
-                    times = list(pool.map(lambda _: requests.post(url, data=canvas, timeout=60, headers={
-                        "Content-Type": "image/png", **({"X-Charts": "1"} if charts else {})}).elapsed.total_seconds() * 1000,
-                        range(requests_per_case)))
+                    times = list(pool.map(send, [charts] * requests_per_case))
                 elapsed = time.perf_counter() - started
                 throughput.append((f"concurrency {concurrency}{', charts' if charts else ''}",
                                    f"{requests_per_case / elapsed:.0f}", f"{statistics.median(times):.1f}",

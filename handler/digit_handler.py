@@ -92,6 +92,11 @@ class DigitLensHandler(BaseHandler):
         self._add_time("PostprocessTime", started)
         return responses
 
+    def describe_handle(self):
+        """Answers `GET /models/<name>?customized=true` on the management API."""
+        return json.dumps({"device": str(self.device), "visualised_layers": list(self.engine.layer_names),
+                           "forward_hooks": self.engine.hook_count, "labels": list(self.spec.labels)})
+
     def _prediction(self, probabilities: np.ndarray) -> dict:
         top = int(np.argmax(probabilities))
         return {

@@ -10,7 +10,7 @@ import requests
 from PIL import Image
 
 from ops.serve import REPO_ROOT
-from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, draw_strokes, encode, mnist_digit,
+from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, draw_strokes, encode, mnist_digit,
                           on_paper)
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -138,16 +138,25 @@ def test_a_mixed_batch_answers_each_request_on_its_own(torchserve):
     assert all(r.json()["digit"] == 7 for r in responses[::2])
 
 
-def test_repeated_requests_grow_neither_hooks_nor_memory(torchserve):
+def handler_description(server) -> dict:
+    response = requests.get(f"{server.management_url}/models/mnist", params={"customized": "true"}, timeout=30)
+    response.raise_for_status()
+    return response.json()[0]["customizedMetadata"]
+
+
+def test_repeated_requests_grow_neither_hooks_nor_memory(torchserve, spec):
     body = as_canvas_png(mnist_digit(0)[0])
     worker = psutil.Process(torchserve.worker_pids("mnist")[0])
     for _ in range(30):
         predict(torchserve, body, {"X-Charts": "1"})
+    hooks = handler_description(torchserve)["forward_hooks"]
+    assert hooks == len(spec.visualise_layers)
     before = worker.memory_info().rss
     for _ in range(200):
         assert predict(torchserve, body, {"X-Charts": "1"}).status_code == 200
     growth = worker.memory_info().rss - before
     assert growth < 20 * 1024 * 1024, f"worker memory grew by {growth / 2**20:.1f} MiB over 200 requests"
+    assert handler_description(torchserve)["forward_hooks"] == hooks
 
 
 def test_custom_metrics_reach_prometheus(torchserve):

@@ -20,7 +20,7 @@ from digitlens.config import ModelSpec
 from model.network import DigitNet
 from training.augment import augment_batch
 from training.data import DEFAULT_CACHE, MNIST_SHA256, fetch_mnist, load_split
-from training.evaluate import MODEL_DIR, normalise, predict_all, evaluate_on_test_set
+from training.evaluate import MODEL_DIR, predict_all, evaluate_on_test_set
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
