@@ -26,7 +26,7 @@ evaluate: data                      ## check the committed weights on the full t
 	$(PY) -m training.evaluate
 
 mar: $(ARCHIVE)
-$(ARCHIVE): $(SOURCES) venv
+$(ARCHIVE): $(SOURCES) $(VENV)/.installed
 	$(PY) -m ops.archive --version $(MODEL_VERSION)
 
 serve: mar                          ## TorchServe on 127.0.0.1:8080/8081/8082 and the page on :8000

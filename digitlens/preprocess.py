@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from digitlens.config import ModelSpec
 
@@ -23,6 +23,8 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
 WORKING_SIDE = 512          # longer side the image is reduced to before the pixel steps
 BLANK_CONTRAST = 0.08       # ink must differ from the background by this fraction of full scale
 NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
+BACKGROUND_THUMBNAIL = 64   # side of the thumbnail the background is estimated on
+BACKGROUND_WINDOW = 15      # median window on that thumbnail (odd)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -130,6 +132,19 @@ def make_ink_light(grey: np.ndarray) -> np.ndarray:
     return 1.0 - grey if border_median(grey) > 0.5 else grey
 
 
+def flatten_background(grey: np.ndarray) -> np.ndarray:
+    """Subtract a smooth estimate of the background (shadows, vignetting, uneven paper).
+
+    The estimate is a wide median on a 64-px thumbnail: wide enough that pen strokes, which
+    cover well under half of any window, do not leak into it.
+    """
+    height, width = grey.shape
+    thumbnail = Image.fromarray(reduce_to(grey, BACKGROUND_THUMBNAIL))
+    background = thumbnail.filter(ImageFilter.MedianFilter(BACKGROUND_WINDOW)).resize(
+        (width, height), Image.Resampling.BILINEAR)
+    return np.clip(grey - np.asarray(background), 0, 1)
+
+
 def isolate_ink(grey: np.ndarray) -> np.ndarray:
     """Remove the background level, stretch the ink to full scale and zero faint noise."""
     background = border_median(grey)
@@ -177,7 +192,7 @@ def center_by_mass(ink: np.ndarray, size: int) -> np.ndarray:
 def prepare(data: bytes, spec: ModelSpec) -> PreparedImage:
     """Image bytes in, the network's input out; raises InputError for anything unusable."""
     grey = reduce_to(to_greyscale(open_image(data, spec.max_pixels)), WORKING_SIDE)
-    ink = crop_to_ink(isolate_ink(make_ink_light(grey)))
+    ink = crop_to_ink(isolate_ink(flatten_background(make_ink_light(grey))))
     frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
     network_input = frame if spec.ink == "light" else 1.0 - frame
     pixels = np.round(network_input * 255).astype(np.uint8)

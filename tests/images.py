@@ -48,14 +48,16 @@ def draw_strokes(strokes, size: int = 280, pen: float = 0.07, ink=(20, 20, 30, 2
 
 
 def on_paper(ink: np.ndarray, size: tuple[int, int] = (1600, 1200), box: tuple[float, float, float] = (0.35, 0.3, 0.45),
-             seed: int = 0) -> Image.Image:
-    """Dark ink (a light-on-dark uint8 digit) photographed on cream paper with uneven light and noise."""
+             seed: int = 0, shadow: float = 0.0) -> Image.Image:
+    """Dark ink (a light-on-dark uint8 digit) photographed on cream paper with uneven light and noise;
+    ``shadow`` darkens the page towards one corner by up to that fraction, as a hand or phone would."""
     rng = np.random.default_rng(seed)
     width, height = size
     side = int(box[2] * height)
     digit = np.asarray(Image.fromarray(ink).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32) / 255
     yy, xx = np.mgrid[0:height, 0:width]
     light = 0.85 + 0.1 * np.sin(xx / width * math.pi) * np.cos(yy / height * math.pi / 2)
+    light *= 1 - shadow * np.clip((xx / width + yy / height) - 0.6, 0, 1.4) / 1.4
     paper = np.stack([light * 235, light * 228, light * 210], axis=-1)
     top, left = int(box[1] * height), int(box[0] * width)
     region = paper[top:top + side, left:left + side]
@@ -73,6 +75,11 @@ def as_photo_jpeg(ink: np.ndarray, exif_rotate: bool = False, seed: int = 0) -> 
     exif = Image.Exif()
     exif[0x0112] = 6      # viewer must rotate 90 degrees clockwise
     return encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=88, exif=exif)
+
+
+def as_shadowed_photo_jpeg(ink: np.ndarray, seed: int = 0) -> bytes:
+    """A phone photo with a strong shadow across part of the page."""
+    return encode(on_paper(ink, seed=seed, shadow=0.6), "JPEG", quality=85)
 
 
 def as_canvas_png(ink: np.ndarray, size: int = 280) -> bytes:

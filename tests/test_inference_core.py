@@ -10,7 +10,8 @@ from PIL import Image
 from digitlens.engine import InferenceEngine
 from digitlens.preprocess import prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
-from tests.images import as_canvas_png, as_photo_jpeg, as_scan, mnist_digit, off_centre_small
+from tests.images import (as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, mnist_digit,
+                          off_centre_small)
 from training.evaluate import MODEL_DIR, load_model
 
 
@@ -39,8 +40,8 @@ def test_hooks_are_registered_once_and_activations_are_per_item(engine, spec):
     assert np.allclose(single.activations["conv1"][0], result.activations["conv1"][2], atol=1e-5)
 
 
-@pytest.mark.parametrize("make", [as_photo_jpeg, as_canvas_png, as_scan, off_centre_small],
-                         ids=["photo", "canvas", "scan", "off-centre"])
+@pytest.mark.parametrize("make", [as_photo_jpeg, as_shadowed_photo_jpeg, as_canvas_png, as_scan, off_centre_small],
+                         ids=["photo", "shadowed-photo", "canvas", "scan", "off-centre"])
 def test_real_world_presentations_are_recognised_like_mnist(make, engine, spec):
     """MNIST test digits 5000-5199 shown as people send them: accuracy near the test-set figure."""
     indices = range(5000, 5200)
