@@ -59,7 +59,7 @@ class DigitLensHandler(BaseHandler):
                 prepared.append(prepare(body_bytes(row.get("data", row.get("body"))), self.spec))
             except InputError as error:
                 prepared.append(error)
-        self._add_time("PreprocessTime", started)
+        self.context.metrics.add_time("PreprocessTime", round((time.perf_counter() - started) * 1000, 3), None, "ms")
         return prepared
 
     def inference(self, prepared):
@@ -69,8 +69,7 @@ class DigitLensHandler(BaseHandler):
 
     def postprocess(self, data):
         prepared, result = data
-        started = time.perf_counter()
-        responses, position = [], 0
+        responses, position, rendering = [], 0, 0.0
         for index, item in enumerate(prepared):
             if isinstance(item, InputError):
                 responses.append(self._error_response(index, item))
@@ -78,19 +77,25 @@ class DigitLensHandler(BaseHandler):
             probabilities = result.probabilities[position]
             response = self._prediction(probabilities)
             if self._wants_charts(index):
-                response["charts"] = {
-                    "probabilities": self.chart.render(probabilities),
-                    "activations": {name: render_activation_grid(result.activations[name][position])
-                                    for name in self.engine.layer_names},
-                    "input": render_input(item.pixels),
-                }
+                started = time.perf_counter()
+                response["charts"] = self._charts(probabilities, result, position, item.pixels)
+                rendering += time.perf_counter() - started
             self.context.set_response_content_type(index, "application/json")
             self.context.metrics.add_counter("PredictionsPerDigit", 1, None,
                                              [Dimension("Digit", self.spec.labels[response["digit"]])])
             responses.append(response)
             position += 1
-        self._add_time("PostprocessTime", started)
+        if rendering:
+            self.context.metrics.add_time("RenderTime", round(rendering * 1000, 3), None, "ms")
         return responses
+
+    def _charts(self, probabilities: np.ndarray, result, position: int, pixels: np.ndarray) -> dict:
+        return {
+            "probabilities": self.chart.render(probabilities),
+            "activations": {name: render_activation_grid(result.activations[name][position])
+                            for name in self.engine.layer_names},
+            "input": render_input(pixels),
+        }
 
     def describe_handle(self):
         """Answers `GET /models/<name>?customized=true` on the management API."""
@@ -117,6 +122,3 @@ class DigitLensHandler(BaseHandler):
         self.context.set_response_content_type(index, "application/json")
         self.context.metrics.add_counter("RejectedInputs", 1, None, [Dimension("Reason", error.reason)])
         return json.dumps({"code": error.status, "type": error.reason, "message": str(error)})
-
-    def _add_time(self, name: str, started: float):
-        self.context.metrics.add_time(name, round((time.perf_counter() - started) * 1000, 3), None, "ms")

@@ -165,5 +165,5 @@ def test_custom_metrics_reach_prometheus(torchserve):
     text = requests.get(f"{torchserve.metrics_url}/metrics", timeout=10).text
     assert 'PredictionsPerDigit{Digit="7",ModelName="mnist"' in text
     assert 'RejectedInputs{Reason="not_an_image",ModelName="mnist"' in text
-    assert "PreprocessTime{" in text and "PostprocessTime{" in text
+    assert "PreprocessTime{" in text and "RenderTime{" in text
     assert 'ts_inference_requests_total{model_name="mnist"' in text
