@@ -67,8 +67,11 @@ def vary_contrast(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return (images.clamp(0, 1) ** gamma + noise).clamp(0, 1)
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    images = vary_stroke_width(images, generator)
+def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_share: float = 0.5) -> torch.Tensor:
+    """Every image is moved, turned and resized; a share of them also gets another pen, blur and contrast."""
     images = random_affine(images, generator)
-    images = soften(images, generator)
-    return vary_contrast(images, generator)
+    chosen = torch.rand(images.shape[0], generator=generator) < photometric_share
+    if chosen.any():
+        images = images.clone()
+        images[chosen] = vary_contrast(soften(vary_stroke_width(images[chosen], generator), generator), generator)
+    return images

@@ -25,7 +25,7 @@ from training.evaluate import MODEL_DIR, predict_all, evaluate_on_test_set
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=28)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.08, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
