@@ -77,7 +77,8 @@ def over_http(requests_per_case: int) -> tuple[list[tuple], list[tuple]]:
     canvas = (SAMPLES / "seven-canvas.png").read_bytes()
     with tempfile.TemporaryDirectory() as work:
         server = TorchServe(REPO_ROOT / "model_store", {"mnist": "mnist-1.0.mar"}, Path(work),
-                            free_port(), free_port(), free_port(), quiet=True).start()
+                            free_port(), free_port(), free_port(), grpc_ports=(free_port(), free_port()),
+                            quiet=True).start()
         try:
             url = f"{server.inference_url}/predictions/mnist"
 

@@ -24,7 +24,8 @@ WORKING_SIDE = 512          # longer side the image is reduced to before the pix
 BLANK_CONTRAST = 0.08       # ink must differ from the background by this fraction of full scale
 NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
 BACKGROUND_THUMBNAIL = 64   # side of the thumbnail the background is estimated on
-BACKGROUND_WINDOW = 15      # median window on that thumbnail (odd)
+BACKGROUND_WINDOW = 21      # window on that thumbnail (odd)
+BACKGROUND_PERCENTILE = 0.2 # the background is this percentile of each window
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -135,12 +136,14 @@ def make_ink_light(grey: np.ndarray) -> np.ndarray:
 def flatten_background(grey: np.ndarray) -> np.ndarray:
     """Subtract a smooth estimate of the background (shadows, vignetting, uneven paper).
 
-    The estimate is a wide median on a 64-px thumbnail: wide enough that pen strokes, which
-    cover well under half of any window, do not leak into it.
+    The estimate is a low percentile over a wide window of a 64-px thumbnail: the ink is
+    the bright part here, so it would have to fill most of a window to leak into it, which
+    even a bold digit drawn edge to edge does not.
     """
     height, width = grey.shape
     thumbnail = Image.fromarray(reduce_to(grey, BACKGROUND_THUMBNAIL))
-    background = thumbnail.filter(ImageFilter.MedianFilter(BACKGROUND_WINDOW)).resize(
+    rank = int(BACKGROUND_WINDOW**2 * BACKGROUND_PERCENTILE)
+    background = thumbnail.filter(ImageFilter.RankFilter(BACKGROUND_WINDOW, rank)).resize(
         (width, height), Image.Resampling.BILINEAR)
     return np.clip(grey - np.asarray(background), 0, 1)
 

@@ -32,13 +32,15 @@ class TorchServe:
 
     def __init__(self, model_store: Path, models: dict[str, str], work_dir: Path,
                  inference_port: int = 8080, management_port: int = 8081, metrics_port: int = 8082,
-                 page_origin: str = "http://127.0.0.1:8000", quiet: bool = False, python: str = sys.executable):
+                 grpc_ports: tuple[int, int] = (7070, 7071), page_origin: str = "http://127.0.0.1:8000",
+                 quiet: bool = False, python: str = sys.executable):
         self.model_store = Path(model_store)
         self.models = models
         self.work_dir = Path(work_dir)
         self.inference_url = f"http://127.0.0.1:{inference_port}"
         self.management_url = f"http://127.0.0.1:{management_port}"
         self.metrics_url = f"http://127.0.0.1:{metrics_port}"
+        self.grpc_ports = grpc_ports
         self.page_origin = page_origin
         self.quiet = quiet
         self.python = python
@@ -50,11 +52,15 @@ class TorchServe:
 
     def start(self, timeout: float = 180) -> "TorchServe":
         (self.work_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        tmp = str(self.work_dir / "tmp")
         env = dict(os.environ,
-                   TMPDIR=str(self.work_dir / "tmp"),  # TorchServe keeps its pid file there
+                   # TorchServe keeps its pid file in TMPDIR and its worker sockets in the JVM's
+                   # temp dir: private ones let several servers (make serve, tests) run side by side.
+                   TMPDIR=tmp, JAVA_TOOL_OPTIONS=f"-Djava.io.tmpdir={tmp}",
                    LOG_LOCATION=str(self.log_dir), METRICS_LOCATION=str(self.log_dir),
                    TS_INFERENCE_ADDRESS=self.inference_url, TS_MANAGEMENT_ADDRESS=self.management_url,
-                   TS_METRICS_ADDRESS=self.metrics_url, TS_CORS_ALLOWED_ORIGIN=self.page_origin)
+                   TS_METRICS_ADDRESS=self.metrics_url, TS_CORS_ALLOWED_ORIGIN=self.page_origin,
+                   TS_GRPC_INFERENCE_PORT=str(self.grpc_ports[0]), TS_GRPC_MANAGEMENT_PORT=str(self.grpc_ports[1]))
         command = [str(Path(self.python).with_name("torchserve")), "--start", "--foreground", "--ncs",
                    "--ts-config", str(CONFIG), "--model-store", str(self.model_store)]
         if self.models:

@@ -41,7 +41,7 @@ PAGE_PORT = free_port()
 
 def start_torchserve(store: Path, work_dir: Path, models: dict[str, str]) -> TorchServe:
     return TorchServe(store, models, work_dir, inference_port=free_port(), management_port=free_port(),
-                      metrics_port=free_port(), page_origin=f"http://127.0.0.1:{PAGE_PORT}", quiet=True).start()
+                      metrics_port=free_port(), grpc_ports=(free_port(), free_port()), page_origin=f"http://127.0.0.1:{PAGE_PORT}", quiet=True).start()
 
 
 @pytest.fixture(scope="session")
