@@ -42,18 +42,19 @@ def row(name: str, times_ms: list[float]) -> tuple[str, str, str, str]:
 
 
 def in_process(spec: ModelSpec, repeat: int) -> list[tuple]:
-    torch.set_num_threads(1)
     model = load_model(MODEL_DIR / "mnist.pt", spec)
-    engine = InferenceEngine(model, spec.visualise_layers, torch.device("cpu"))
     canvas, photo, scan = ((SAMPLES / name).read_bytes() for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png"))
     one = prepare(canvas, spec)
-    single, batch8 = one.tensor[None], np.repeat(one.tensor[None], 8, axis=0)
+    bare = torch.from_numpy(one.tensor[None])
     with torch.inference_mode():
-        bare = torch.from_numpy(single)
-        rows = [row("forward, 1 image, bare model (1 thread)", timed(lambda: model(bare), repeat))]
+        rows = [row(f"forward, 1 image, bare model ({torch.get_num_threads()} threads)", timed(lambda: model(bare), repeat))]
+        torch.set_num_threads(1)
+        rows.append(row("forward, 1 image, bare model (1 thread)", timed(lambda: model(bare), repeat)))
+    engine = InferenceEngine(model, spec.visualise_layers, torch.device("cpu"))
+    single, batch8 = one.tensor[None], np.repeat(one.tensor[None], 8, axis=0)
     result = engine.predict(single)
     chart = ProbabilityChart(spec.labels)
-    rows += [
+    rows += [  # from here on, one thread
         row("engine.predict, 1 image, with hooks", timed(lambda: engine.predict(single), repeat)),
         row("engine.predict, batch of 8", timed(lambda: engine.predict(batch8), repeat)),
         row("prepare canvas PNG 280x280", timed(lambda: prepare(canvas, spec), repeat)),

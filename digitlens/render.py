@@ -63,10 +63,11 @@ class ProbabilityChart:
         return png_data_url(rgba[..., :3].copy())
 
 
-def render_activation_grid(activations: np.ndarray, cell_px: int = 48, columns: int = 8,
-                           gap_px: int = 2) -> str:
-    """Feature maps (channels, H, W) as a colour-mapped grid, each map scaled to its own range."""
+def render_activation_grid(activations: np.ndarray, cell_px: int = 48, gap_px: int = 2) -> str:
+    """Feature maps (channels, H, W) as a colour-mapped grid, each map scaled to its own range;
+    wider grids for more channels, so a deep layer is not a tall strip."""
     channels, height, width = activations.shape
+    columns = max(8, math.ceil(math.sqrt(2 * channels)))
     low = activations.min(axis=(1, 2), keepdims=True)
     high = activations.max(axis=(1, 2), keepdims=True)
     scaled = (activations - low) / np.maximum(high - low, 1e-6)

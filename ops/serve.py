@@ -105,18 +105,22 @@ class TorchServe:
         return sorted(int(worker["pid"]) for worker in response.json()[0]["workers"])
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """Stop the whole process group (wrapper, Java frontend, Python workers) and wait until it is gone."""
+        if self.process is None:
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(self.process.pid, sig)
             except ProcessLookupError:
                 return
-            try:
-                self.process.wait(timeout)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self.process.poll()                  # reap the wrapper; the others are not our children
+                try:
+                    os.killpg(self.process.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.2)
 
 
 def serve_page(port: int, api_base: str) -> ThreadingHTTPServer:
