@@ -6,9 +6,10 @@ import pytest
 from PIL import Image
 
 from digitlens.preprocess import (InputError, body_bytes, center_by_mass, crop_to_ink, fit_longer_side,
-                                  isolate_ink, make_ink_light, open_image, prepare, to_greyscale)
-from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, draw_strokes, encode, mnist_digit,
-                          off_centre_small)
+                                  flatten_background, isolate_ink, make_ink_light, open_image, prepare, reduce_to,
+                                  to_greyscale)
+from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, draw_strokes,
+                          encode, mnist_digit, off_centre_small)
 
 LIMIT = 40_000_000
 
@@ -47,6 +48,17 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped():
     assert image.mode.startswith("I;16")
     grey = to_greyscale(Image.open(io.BytesIO(encode(image, "PNG"))))
     assert grey.max() == pytest.approx(1.0) and 0 < grey.mean() < 0.5
+
+
+def test_shadows_are_flattened_and_bold_ink_is_kept():
+    ink, _ = mnist_digit(5)
+    shadowed = make_ink_light(reduce_to(to_greyscale(open_image(as_shadowed_photo_jpeg(ink), LIMIT)), 512))
+    flat = flatten_background(shadowed)
+    spread = lambda image: np.percentile(image[:, :60], 95) - np.percentile(image[:, :60], 5)   # page edge, no ink
+    assert spread(shadowed) > 0.15 and spread(flat) < 0.05
+    assert flat.max() > 0.5
+    bold = make_ink_light(to_greyscale(draw_strokes(SEVEN, pen=0.2)))    # a fat marker, edge to edge
+    assert flatten_background(bold).sum() > 0.9 * bold.sum()
 
 
 def test_background_is_removed_and_contrast_stretched():
