@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import tempfile
 import time
@@ -21,7 +20,7 @@ from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine
 from digitlens.preprocess import prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
-from ops.serve import REPO_ROOT, TorchServe
+from ops.serve import REPO_ROOT, TorchServe, free_port
 from training.evaluate import MODEL_DIR, load_model
 
 SAMPLES = REPO_ROOT / "samples"
@@ -66,12 +65,6 @@ def in_process(spec: ModelSpec, repeat: int) -> list[tuple]:
         row("render 28x28 input", timed(lambda: render_input(one.pixels), repeat)),
     ]
     return rows
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def over_http(requests_per_case: int) -> tuple[list[tuple], list[tuple]]:

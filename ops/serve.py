@@ -11,6 +11,7 @@ import argparse
 import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG = REPO_ROOT / "config.properties"
 RUN_DIR = REPO_ROOT / "run"
 PID_FILE = RUN_DIR / "serve.pid"
+
+
+def free_port() -> int:
+    """A loopback port nobody is listening on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class TorchServe:

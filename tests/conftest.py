@@ -1,20 +1,13 @@
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from digitlens.config import ModelSpec
 from ops.archive import build_archive
-from ops.serve import REPO_ROOT, TorchServe
+from ops.serve import REPO_ROOT, TorchServe, free_port
 
 MODEL_DIR = REPO_ROOT / "model"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def require_binary(name: str) -> str:

@@ -9,8 +9,8 @@ import pytest
 import requests
 import yaml
 
-from ops.serve import REPO_ROOT
-from tests.conftest import free_port, require_binary
+from ops.serve import REPO_ROOT, free_port
+from tests.conftest import require_binary
 from tests.images import SEVEN, draw_strokes, encode
 
 DOCKER = REPO_ROOT / "docker"

@@ -10,8 +10,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from ops.serve import serve_page
-from tests.conftest import PAGE_PORT, free_port, require_binary
+from ops.serve import free_port, serve_page
+from tests.conftest import PAGE_PORT, require_binary
 from tests.images import THREE, as_photo_jpeg, mnist_digit
 
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
