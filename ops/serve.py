@@ -59,12 +59,12 @@ class TorchServe:
         return self.work_dir / "logs"
 
     def start(self, timeout: float = 180) -> "TorchServe":
-        (self.work_dir / "tmp").mkdir(parents=True, exist_ok=True)
-        tmp = str(self.work_dir / "tmp")
+        tmp = self.work_dir / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ,
                    # TorchServe keeps its pid file in TMPDIR and its worker sockets in the JVM's
                    # temp dir: private ones let several servers (make serve, tests) run side by side.
-                   TMPDIR=tmp, JAVA_TOOL_OPTIONS=f"-Djava.io.tmpdir={tmp}",
+                   TMPDIR=str(tmp), JAVA_TOOL_OPTIONS=f"-Djava.io.tmpdir={tmp}",
                    LOG_LOCATION=str(self.log_dir), METRICS_LOCATION=str(self.log_dir),
                    TS_INFERENCE_ADDRESS=self.inference_url, TS_MANAGEMENT_ADDRESS=self.management_url,
                    TS_METRICS_ADDRESS=self.metrics_url, TS_CORS_ALLOWED_ORIGIN=self.page_origin,
@@ -197,8 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     server = TorchServe(REPO_ROOT / "model_store", {args.model: args.archive}, RUN_DIR)
     page = None
     try:
-        server.start()
-        page = serve_page(args.page_port, server.inference_url)
+        try:
+            server.start()
+            page = serve_page(args.page_port, server.inference_url)
+        except (RuntimeError, TimeoutError, OSError) as error:    # e.g. a port already in use
+            print(f"error: Digit Lens did not start: {error}", file=sys.stderr)
+            return 1
         print(f"Digit Lens is up: page http://127.0.0.1:{args.page_port}  "
               f"predictions {server.inference_url}/predictions/{args.model}  "
               f"management {server.management_url}  metrics {server.metrics_url}/metrics\n"
