@@ -25,6 +25,10 @@ class ModelSpec:
         if not 0 < self.content_size <= self.input_size:
             raise ValueError("content_size must be positive and at most input_size")
 
+    def normalise(self, pixels):
+        """Pixel values in [0, 1] (a numpy array or a tensor) to what the network takes."""
+        return (pixels - self.mean) / self.std
+
     @classmethod
     def from_mapping(cls, section: dict) -> "ModelSpec":
         return cls(

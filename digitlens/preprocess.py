@@ -199,5 +199,5 @@ def prepare(data: bytes, spec: ModelSpec) -> PreparedImage:
     frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
     network_input = frame if spec.ink == "light" else 1.0 - frame
     pixels = np.round(network_input * 255).astype(np.uint8)
-    tensor = ((network_input - spec.mean) / spec.std).astype(np.float32)[None]
+    tensor = spec.normalise(network_input).astype(np.float32)[None]
     return PreparedImage(tensor=tensor, pixels=pixels)

@@ -17,7 +17,7 @@ MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 
 def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     """uint8 (N, H, W) images to the float (N, 1, H, W) tensor the network takes."""
-    return ((images.float() / 255.0 - spec.mean) / spec.std).unsqueeze(1)
+    return spec.normalise(images.float() / 255.0).unsqueeze(1)
 
 
 @torch.inference_mode()

@@ -46,7 +46,7 @@ def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, ge
     for start in range(0, len(order), args.batch_size):
         index = order[start:start + args.batch_size]
         batch = augment_batch(images[index].float().unsqueeze(1) / 255.0, generator)
-        logits = model((batch - spec.mean) / spec.std)
+        logits = model(spec.normalise(batch))
         loss = F.cross_entropy(logits, labels[index], label_smoothing=0.05)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
