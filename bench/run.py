@@ -1,29 +1,43 @@
-"""Digit Lens benchmarks: in-process stages, then a real TorchServe over HTTP. Prints a table.
+"""Digit Lens benchmarks: in-process stages, then Digit Lens against a bare TorchServe floor.
 
-    make bench          # or: python -m bench.run [--requests 200]
+    make bench                         # or: python -m bench.run; writes bench/RESULTS.md
+    python -m bench.run --batch-size 8 --max-batch-delay 5 --workers 1 --threads 2 --out /tmp/r.md
+
+The floor (`bench/floor_handler.py`: decode, greyscale, resize, forward, softmax) and Digit
+Lens are archived with the same weights and serving settings and run side by side on their
+own loopback ports. One closed-loop client (a keep-alive session per concurrent caller)
+measures both, interleaved: every round visits each concurrency for the floor, Digit Lens
+and Digit Lens with charts; the tables give the median of the rounds.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import platform
 import statistics
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import psutil
 import requests
 import torch
+import yaml
 
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine
-from digitlens.preprocess import prepare
+from digitlens.preprocess import open_image, prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
+from ops.archive import build_archive
 from ops.serve import REPO_ROOT, TorchServe, free_port
 from training.evaluate import MODEL_DIR, load_model
+from training.presentations import presentation_set
 
 SAMPLES = REPO_ROOT / "samples"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+CONCURRENCY = (1, 4, 8, 32)
 
 
 def timed(function, repeat: int) -> list[float]:
@@ -36,90 +50,186 @@ def timed(function, repeat: int) -> list[float]:
     return times
 
 
-def row(name: str, times_ms: list[float]) -> tuple[str, str, str, str]:
+def stage_row(name: str, times_ms: list[float]) -> tuple:
     return name, f"{statistics.median(times_ms):.3f}", f"{np.percentile(times_ms, 95):.3f}", str(len(times_ms))
 
 
 def in_process(spec: ModelSpec, repeat: int) -> list[tuple]:
-    model = load_model(MODEL_DIR / "mnist.pt", spec)
+    """Each stage on one core, as a worker runs it."""
+    torch.set_num_threads(spec.threads or torch.get_num_threads())
+    engine = InferenceEngine(load_model(MODEL_DIR / "mnist.pt", spec), spec.visualise_layers, torch.device("cpu"),
+                             spec.temperature)
     canvas, photo, scan = ((SAMPLES / name).read_bytes() for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png"))
+    marker, blur = presentation_set("bold-marker-tight")[0][0], presentation_set("heavy-blur")[0][0]
     one = prepare(canvas, spec)
-    bare = torch.from_numpy(one.tensor[None])
-    with torch.inference_mode():
-        rows = [row(f"forward, 1 image, bare model ({torch.get_num_threads()} threads)", timed(lambda: model(bare), repeat))]
-        torch.set_num_threads(1)
-        rows.append(row("forward, 1 image, bare model (1 thread)", timed(lambda: model(bare), repeat)))
-    engine = InferenceEngine(model, spec.visualise_layers, torch.device("cpu"))
     single, batch8 = one.tensor[None], np.repeat(one.tensor[None], 8, axis=0)
     result = engine.predict(single)
     chart = ProbabilityChart(spec.labels)
-    rows += [  # from here on, one thread
-        row("engine.predict, 1 image, with hooks", timed(lambda: engine.predict(single), repeat)),
-        row("engine.predict, batch of 8", timed(lambda: engine.predict(batch8), repeat)),
-        row("prepare canvas PNG 280x280", timed(lambda: prepare(canvas, spec), repeat)),
-        row("prepare phone-style JPEG 1600x1200", timed(lambda: prepare(photo, spec), repeat // 4)),
-        row("prepare scan PNG 850x1100", timed(lambda: prepare(scan, spec), repeat // 4)),
-        row("render probability chart", timed(lambda: chart.render(result.probabilities[0]), repeat)),
-        row("render activation grids (3 layers)", timed(
-            lambda: [render_activation_grid(result.activations[n][0]) for n in spec.visualise_layers], repeat)),
-        row("render 28x28 input", timed(lambda: render_input(one.pixels), repeat)),
+    probabilities, activations = result.probabilities[0], {n: a[0] for n, a in result.activations.items()}
+
+    def all_charts():
+        chart.render(probabilities)
+        for name in spec.visualise_layers:
+            render_activation_grid(activations[name])
+        render_input(one.pixels)
+
+    few = max(10, repeat // 4)
+    rows = [
+        stage_row("decode canvas PNG 280x280 (open + load)", timed(lambda: open_image(canvas, spec.max_pixels), repeat)),
+        stage_row("prepare canvas PNG 280x280", timed(lambda: prepare(canvas, spec), repeat)),
+        stage_row("prepare phone photo JPEG 1600x1200", timed(lambda: prepare(photo, spec), repeat)),
+        stage_row("prepare scan PNG 850x1100", timed(lambda: prepare(scan, spec), few)),
+        stage_row("prepare bold marker, tight crop", timed(lambda: prepare(marker, spec), repeat)),
+        stage_row("prepare heavy blur JPEG", timed(lambda: prepare(blur, spec), repeat)),
+        stage_row("forward + hooks, 1 image", timed(lambda: engine.predict(single), repeat)),
+        stage_row("forward + hooks, batch of 8", timed(lambda: engine.predict(batch8), repeat)),
+        stage_row("render probability chart", timed(lambda: chart.render(probabilities), repeat)),
+        *(stage_row(f"render activation grid {name} {tuple(activations[name].shape)}",
+                    timed(lambda name=name: render_activation_grid(activations[name]), repeat))
+          for name in spec.visualise_layers),
+        stage_row("render 28x28 input", timed(lambda: render_input(one.pixels), repeat)),
+        stage_row("all charts for one image", timed(all_charts, repeat)),
     ]
     return rows
 
 
-def over_http(requests_per_case: int) -> tuple[list[tuple], list[tuple]]:
+def load(url: str, body: bytes, headers: dict, concurrency: int, seconds: float) -> dict:
+    """Closed loop: ``concurrency`` callers, each posting again as soon as its answer is in."""
+    latencies: list[float] = []
+    failures = [0]
+    start = threading.Barrier(concurrency + 1)
+    deadline = [0.0]
+
+    def caller():
+        session = requests.Session()
+        start.wait()
+        while time.perf_counter() < deadline[0]:
+            began = time.perf_counter()
+            try:
+                ok = session.post(url, data=body, headers=headers, timeout=60).status_code == 200
+            except requests.RequestException:
+                ok = False
+            if ok:
+                latencies.append((time.perf_counter() - began) * 1000)
+            else:
+                failures[0] += 1
+
+    threads = [threading.Thread(target=caller, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.perf_counter() + seconds
+    began = time.perf_counter()
+    start.wait()
+    for thread in threads:
+        thread.join(120)
+    elapsed = time.perf_counter() - began
+    return {"rps": len(latencies) / elapsed, "p50": np.percentile(latencies, 50), "p95": np.percentile(latencies, 95),
+            "p99": np.percentile(latencies, 99), "failures": failures[0]}
+
+
+def serving_yaml(settings: dict, work: Path) -> Path:
+    """The model YAML with the benchmark's serving settings applied (for both archives)."""
+    config = yaml.safe_load((MODEL_DIR / "mnist.yaml").read_text())
+    for key in ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay"):
+        if settings.get(key) is not None:
+            config[key] = settings[key]
+    if settings.get("threads") is not None:
+        config["handler"]["threads"] = settings["threads"]
+    path = work / "mnist.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple], list[tuple], dict]:
     canvas = (SAMPLES / "seven-canvas.png").read_bytes()
+    plain = {"Content-Type": "image/png"}
+    charted = {**plain, "X-Charts": "1"}
     with tempfile.TemporaryDirectory() as work:
-        server = TorchServe(REPO_ROOT / "model_store", {"mnist": "mnist-1.0.mar"}, Path(work),
-                            free_port(), free_port(), free_port(), grpc_ports=(free_port(), free_port()),
-                            quiet=True).start()
+        work = Path(work)
+        config = serving_yaml(settings, work)
+        store = work / "store"
+        for name, handler in (("mnist", REPO_ROOT / "handler" / "digit_handler.py"),
+                              ("floor", REPO_ROOT / "bench" / "floor_handler.py")):
+            build_archive(name, "1.0", MODEL_DIR / "mnist.pt", config, MODEL_DIR / "network.py", store, handler)
+        servers = {name: TorchServe(store, {name: f"{name}-1.0.mar"}, work / name, free_port(), free_port(), free_port(),
+                                    grpc_ports=(free_port(), free_port()), quiet=True).start()
+                   for name in ("floor", "mnist")}
         try:
-            url = f"{server.inference_url}/predictions/mnist"
-
-            def send(charts: bool, client=requests) -> float:
-                headers = {"Content-Type": "image/png", **({"X-Charts": "1"} if charts else {})}
-                started = time.perf_counter()
-                client.post(url, data=canvas, timeout=60, headers=headers).raise_for_status()
-                return (time.perf_counter() - started) * 1000
-
-            session = requests.Session()
-            latency = [row("HTTP predict, concurrency 1", [send(False, session) for _ in range(requests_per_case)]),
-                       row("HTTP predict + charts, concurrency 1", [send(True, session) for _ in range(requests_per_case)])]
-            throughput = []
-            for concurrency, charts in ((4, False), (4, True)):
-                started = time.perf_counter()
-                with ThreadPoolExecutor(concurrency) as pool:
-                    times = list(pool.map(send, [charts] * requests_per_case))
-                elapsed = time.perf_counter() - started
-                throughput.append((f"concurrency {concurrency}{', charts' if charts else ''}",
-                                   f"{requests_per_case / elapsed:.0f}", f"{statistics.median(times):.1f}",
-                                   f"{np.percentile(times, 95):.1f}"))
-            worker = psutil.Process(server.worker_pids("mnist")[0])
-            throughput.append(("worker RSS after the runs (MiB)", f"{worker.memory_info().rss / 2**20:.0f}", "", ""))
+            targets = {"floor": (f"{servers['floor'].inference_url}/predictions/floor", plain),
+                       "Digit Lens": (f"{servers['mnist'].inference_url}/predictions/mnist", plain),
+                       "Digit Lens, charts": (f"{servers['mnist'].inference_url}/predictions/mnist", charted)}
+            for url, headers in targets.values():
+                load(url, canvas, headers, 4, 1.0)        # warm-up
+            runs: dict[tuple, list[dict]] = {}
+            for _ in range(rounds):
+                for concurrency in CONCURRENCY:
+                    for target, (url, headers) in targets.items():
+                        runs.setdefault((target, concurrency), []).append(load(url, canvas, headers, concurrency, seconds))
+            rss = {name: sum(psutil.Process(pid).memory_info().rss for pid in server.worker_pids(name)) / 2**20
+                   for name, server in servers.items()}
         finally:
-            server.stop()
-    return latency, throughput
+            for server in servers.values():
+                server.stop()
+    median = {key: {metric: statistics.median(run[metric] for run in values) for metric in values[0]}
+              for key, values in runs.items()}
+    rows = [(target, str(c), f"{m['rps']:.0f}", f"{m['p50']:.1f}", f"{m['p95']:.1f}", f"{m['p99']:.1f}",
+             f"{m['rps'] / median[('floor', c)]['rps']:.2f}", f"{m['p50'] / median[('floor', c)]['p50']:.2f}",
+             str(sum(run["failures"] for run in runs[(target, c)])))
+            for c in CONCURRENCY for target in targets for m in [median[(target, c)]]]
+    memory = [("floor", f"{rss['floor']:.0f}"), ("Digit Lens", f"{rss['mnist']:.0f}")]
+    return rows, memory, median
 
 
-def print_table(title: str, header: tuple, rows: list[tuple]) -> None:
+def table(header: tuple, rows: list[tuple]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n{title}")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or platform.machine())
+    return f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU used"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=200, help="repetitions of each in-process stage")
-    parser.add_argument("--requests", type=int, default=200, help="HTTP requests per case")
+    parser.add_argument("--repeat", type=int, default=300, help="repetitions of each in-process stage")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over HTTP")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of one measurement")
+    parser.add_argument("--workers", type=int, help="override minWorkers/maxWorkers of model/mnist.yaml")
+    parser.add_argument("--batch-size", type=int, help="override batchSize")
+    parser.add_argument("--max-batch-delay", type=int, help="override maxBatchDelay (ms)")
+    parser.add_argument("--threads", type=int, help="override the handler's torch threads per worker")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (Markdown)")
     args = parser.parse_args(argv)
     spec = ModelSpec.from_yaml(MODEL_DIR / "mnist.yaml")
-    print_table("In process (ms)", ("stage", "median", "p95", "runs"), in_process(spec, args.repeat))
-    latency, throughput = over_http(args.requests)
-    print_table("TorchServe over HTTP, 1 worker, CPU (ms)", ("case", "median", "p95", "requests"), latency)
-    print_table("Throughput", ("case", "req/s", "median ms", "p95 ms"), throughput)
+    base = yaml.safe_load((MODEL_DIR / "mnist.yaml").read_text())
+    settings = {"minWorkers": args.workers or base["minWorkers"], "maxWorkers": args.workers or base["maxWorkers"],
+                "batchSize": args.batch_size or base["batchSize"],
+                "maxBatchDelay": base["maxBatchDelay"] if args.max_batch_delay is None else args.max_batch_delay,
+                "threads": args.threads or spec.threads}
+
+    stages = table(("stage (ms, one thread)", "median", "p95", "runs"), in_process(spec, args.repeat))
+    print(stages, flush=True)
+    http_rows, memory, _ = over_http(settings, args.rounds, args.seconds)
+    http = table(("server", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "req/s vs floor", "p50 vs floor",
+                  "failed"), http_rows)
+    rss = table(("worker RSS after the runs", "MiB"), memory)
+    print(http, rss, sep="\n\n")
+    report = "\n\n".join([
+        "# Digit Lens benchmark results",
+        f"Written by `python -m bench.run` (`make bench`) on {datetime.date.today().isoformat()}.\n"
+        f"Machine: {machine()}; torch {torch.__version__}.\n"
+        f"Serving settings (both servers): {settings['minWorkers']} worker(s), batch size {settings['batchSize']}, "
+        f"max batch delay {settings['maxBatchDelay']} ms, {settings['threads']} torch thread(s) per worker. "
+        f"HTTP: canvas PNG 280x280, {args.rounds} interleaved rounds of {args.seconds:g} s per case, medians.",
+        "## In process", stages, "## Over HTTP: Digit Lens against the bare floor", http, rss,
+    ]) + "\n"
+    args.out.write_text(report)
+    print(f"\nwrote {args.out}")
     return 0
 
 

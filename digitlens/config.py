@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+EXPLAIN_METHODS = ("integrated_gradients",)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -18,16 +20,38 @@ class ModelSpec:
     ink: str
     visualise_layers: tuple[str, ...]
     max_pixels: int
+    temperature: float = 1.0        # logits are divided by it before the softmax (calibration)
+    threads: int = 0                # torch threads per worker; 0 leaves torch's default
+    explain_methods: tuple[str, ...] = ()   # attribution methods `/explanations` offers
+    explain_steps: int = 32         # integration steps of Integrated Gradients
 
     def __post_init__(self):
         if self.ink not in ("light", "dark"):
             raise ValueError(f"ink must be 'light' or 'dark', not {self.ink!r}")
         if not 0 < self.content_size <= self.input_size:
             raise ValueError("content_size must be positive and at most input_size")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, not {self.temperature}")
+        unknown = set(self.explain_methods) - set(EXPLAIN_METHODS)
+        if unknown:
+            raise ValueError(f"unknown explain methods {sorted(unknown)}; known: {list(EXPLAIN_METHODS)}")
 
     def normalise(self, pixels):
         """Pixel values in [0, 1] (a numpy array or a tensor) to what the network takes."""
         return (pixels - self.mean) / self.std
+
+    @property
+    def blank_value(self) -> float:
+        """What an empty input (only background) is after normalisation."""
+        return float(self.normalise(0.0 if self.ink == "light" else 1.0))
+
+    def label_index(self, name: str) -> int:
+        """The class a client names, by label or by index; ValueError if there is none."""
+        if name in self.labels:
+            return self.labels.index(name)
+        if name.isdigit() and int(name) < len(self.labels):
+            return int(name)
+        raise ValueError(f"{name!r} is not a class of this model (labels: {', '.join(self.labels)})")
 
     @classmethod
     def from_mapping(cls, section: dict) -> "ModelSpec":
@@ -41,6 +65,10 @@ class ModelSpec:
             ink=section["ink"],
             visualise_layers=tuple(section["visualise_layers"]),
             max_pixels=int(section["max_pixels"]),
+            temperature=float(section.get("temperature", 1.0)),
+            threads=int(section.get("threads", 0)),
+            explain_methods=tuple(section.get("explain", {}).get("methods", ())),
+            explain_steps=int(section.get("explain", {}).get("steps", 32)),
         )
 
     @classmethod

@@ -21,9 +21,11 @@ class InferenceEngine:
     forward pass, so repeated requests neither add hooks nor keep old activations alive.
     """
 
-    def __init__(self, model: nn.Module, layer_names: tuple[str, ...], device: torch.device):
+    def __init__(self, model: nn.Module, layer_names: tuple[str, ...], device: torch.device,
+                 temperature: float = 1.0):
         self.model = model.to(device).eval()
         self.device = device
+        self.temperature = temperature
         modules = dict(model.named_modules())
         unknown = [name for name in layer_names if name not in modules]
         if unknown:
@@ -34,7 +36,9 @@ class InferenceEngine:
 
     def _recorder(self, name: str):
         def record(_module, _inputs, output):
-            self._captured[name] = output.detach()
+            # Predictions run without gradients; attribution passes (which need them) are not kept.
+            if not torch.is_grad_enabled():
+                self._captured[name] = output.detach()
         return record
 
     @property
@@ -42,10 +46,11 @@ class InferenceEngine:
         return sum(len(module._forward_hooks) for module in self.model.modules())
 
     def predict(self, batch: np.ndarray) -> BatchResult:
-        """``batch`` is (N, 1, H, W) float32, already normalised."""
+        """``batch`` is (N, 1, H, W) float32, already normalised. Probabilities are calibrated:
+        the softmax of the logits divided by the temperature."""
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(batch).to(self.device, non_blocking=True))
-            probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            probabilities = torch.softmax(logits.float() / self.temperature, dim=1).cpu().numpy()
             activations = {name: self._captured[name].float().cpu().numpy() for name in self.layer_names}
         self._captured.clear()
         return BatchResult(probabilities=probabilities, activations=activations)

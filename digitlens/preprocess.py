@@ -10,22 +10,23 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import re
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageOps
 
 from digitlens.config import ModelSpec
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
-WORKING_SIDE = 512          # longer side the image is reduced to before the pixel steps
+WORKING_SIDE = 320          # longer side the image is reduced to before the pixel steps
 BLANK_CONTRAST = 0.08       # ink must differ from the background by this fraction of full scale
 NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
-BACKGROUND_THUMBNAIL = 64   # side of the thumbnail the background is estimated on
-BACKGROUND_WINDOW = 21      # window on that thumbnail (odd)
-BACKGROUND_PERCENTILE = 0.2 # the background is this percentile of each window
+INK_PERCENTILE = 90         # the ink's level: this percentile of the pixels brighter than the background
+BACKGROUND_THUMBNAIL = 48   # longer side of the thumbnail the background is estimated on
+EVEN_BACKGROUND = 0.06      # a background varying less than this (2nd to 98th percentile) is left alone
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -84,37 +85,49 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise InputError(f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}",
                          413, "too_many_pixels")
     if image.format in ("JPEG", "MPO"):
-        # Let the JPEG decoder scale by 1/2..1/8 while decoding: a phone photo needs no more.
-        image.draft("RGB", (WORKING_SIDE, WORKING_SIDE))
+        # Let the JPEG decoder give greyscale and scale by 1/2..1/8 while decoding.
+        scale = WORKING_SIDE / max(width, height)
+        image.draft("L", (math.ceil(width * scale), math.ceil(height * scale)))
     try:
         image.seek(0)
         image.load()
-        return ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)     # in place: a copy of every upload costs more
+        return image
     except Exception as exc:
         raise InputError(f"the image data is truncated or corrupt: {exc}", 400, "corrupt_image") from exc
 
 
-def to_greyscale(image: Image.Image) -> np.ndarray:
-    """Float greyscale in [0, 1], transparency composited onto a ground that contrasts with the ink."""
+def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE) -> np.ndarray:
+    """Float greyscale in [0, 1], shrunk so the longer side is at most ``longest`` (in Pillow,
+    before any float work), transparency composited onto a ground that contrasts with the ink."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        grey = np.asarray(image, dtype=np.float32)
-        peak = 65535.0 if grey.max() > 255 else 255.0
-        return np.clip(grey / peak, 0, 1)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+        grey = shrink(image.convert("F"), longest)
+        peak = 65535.0 if np.asarray(image.getextrema()).max() > 255 else 255.0
+        return np.clip(np.asarray(grey, dtype=np.float32) / peak, 0, 1)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
     if not has_alpha:
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    rgba = image.convert("RGBA")
-    grey = np.asarray(rgba.convert("L"), dtype=np.float32) / 255.0
-    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-    if alpha.min() > 0.99:
-        return grey
+        return np.asarray(shrink(image.convert("L"), longest), dtype=np.float32) / 255.0
+    grey, alpha = shrink(image.convert("LA" if image.mode in ("RGBA", "LA") else "RGBA").convert("LA"), longest).split()
+    if alpha.getextrema()[0] > 252:
+        return np.asarray(grey, dtype=np.float32) / 255.0
     # A canvas drawing is opaque strokes on a transparent ground: put the strokes on the opposite shade.
-    stroke_level = float((grey * alpha).sum() / max(alpha.sum(), 1e-6))
-    ground = 1.0 if stroke_level < 0.5 else 0.0
-    return grey * alpha + ground * (1 - alpha)
+    weights = np.asarray(alpha, dtype=np.float32)
+    stroke_level = float((np.asarray(grey, dtype=np.float32) * weights).sum() / max(weights.sum(), 1e-6) / 255)
+    ground = Image.new("L", grey.size, 255 if stroke_level < 0.5 else 0)
+    return np.asarray(Image.composite(grey, ground, alpha), dtype=np.float32) / 255.0
+
+
+def shrink(image: Image.Image, longest: int) -> Image.Image:
+    """Average down so the longer side is at most ``longest``; smaller images are kept."""
+    scale = longest / max(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
 
 
 def reduce_to(grey: np.ndarray, longest: int) -> np.ndarray:
+    """Shrink (never enlarge) so the longer side is at most ``longest``, averaging pixels."""
     height, width = grey.shape
     scale = longest / max(height, width)
     if scale >= 1:
@@ -133,19 +146,63 @@ def make_ink_light(grey: np.ndarray) -> np.ndarray:
     return 1.0 - grey if border_median(grey) > 0.5 else grey
 
 
-def flatten_background(grey: np.ndarray) -> np.ndarray:
-    """Subtract a smooth estimate of the background (shadows, vignetting, uneven paper).
+def _rank_filter(grey: np.ndarray, size: int, pick) -> np.ndarray:
+    """A size x size min or max filter (``pick`` is np.minimum or np.maximum), as size // 2
+    rounds of 3-wide passes along each axis; on a thumbnail this beats any windowed view."""
+    grey = grey.copy()
+    for _ in range(size // 2):
+        for near, far in (((slice(1, None),), (slice(None, -1),)), ((slice(None), slice(1, None)), (slice(None), slice(None, -1)))):
+            before = grey.copy()
+            pick(grey[near], before[far], out=grey[near])
+            pick(grey[far], before[near], out=grey[far])
+    return grey
 
-    The estimate is a low percentile over a wide window of a 64-px thumbnail: the ink is
-    the bright part here, so it would have to fill most of a window to leak into it, which
-    even a bold digit drawn edge to edge does not.
+
+def estimate_background(grey: np.ndarray) -> np.ndarray:
+    """The background of light-ink ``grey`` on a thumbnail: a morphological opening (a min
+    filter, then a max filter) with a window a third of the thumbnail's longer side, its
+    border band replaced by a quadratic surface fitted to the interior.
+
+    An opening is never brighter than the image and removes every bright structure that
+    cannot hold the whole window, so strokes up to a third of the image thick (a marker in
+    a tight crop) are not mistaken for background, while shadows and uneven light, which
+    are wider, are followed. Within half a window of the border the window is cut off and
+    the opening of a shadow's slope falls flat, below the real background, leaving a bright
+    band that would pass for ink; the smooth surface continues the slope there instead.
     """
+    thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
+    window = max(3, max(thumbnail.shape) // 3 | 1)
+    opened = _rank_filter(_rank_filter(thumbnail, window, np.minimum), window, np.maximum)
+    return np.minimum(continue_to_border(opened, window // 2), thumbnail)
+
+
+def continue_to_border(surface: np.ndarray, band: int) -> np.ndarray:
+    """``surface`` with its outer ``band`` pixels replaced by a least-squares quadratic in x and y
+    fitted to the rest; unchanged when too little is left to fit."""
+    height, width = surface.shape
+    if min(height, width) - 2 * band < 4:
+        return surface
+    y, x = np.mgrid[-1:1:height * 1j, -1:1:width * 1j]
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+    inside = (slice(band, height - band), slice(band, width - band))
+    coefficients, *_ = np.linalg.lstsq(terms[inside].reshape(-1, 6), surface[inside].ravel(), rcond=None)
+    continued = (terms @ coefficients).astype(surface.dtype)
+    continued[inside] = surface[inside]
+    return continued
+
+
+def flatten_background(grey: np.ndarray) -> np.ndarray:
+    """Subtract the background (shadows, vignetting, uneven paper) where it is uneven.
+
+    An even background is left alone: there is nothing to flatten, and isolate_ink removes
+    its level. Otherwise the estimate is enlarged smoothly to the image and subtracted.
+    """
+    background = estimate_background(grey)
+    if np.percentile(background, 98) - np.percentile(background, 2) < EVEN_BACKGROUND:
+        return grey
     height, width = grey.shape
-    thumbnail = Image.fromarray(reduce_to(grey, BACKGROUND_THUMBNAIL))
-    rank = int(BACKGROUND_WINDOW**2 * BACKGROUND_PERCENTILE)
-    background = thumbnail.filter(ImageFilter.RankFilter(BACKGROUND_WINDOW, rank)).resize(
-        (width, height), Image.Resampling.BILINEAR)
-    return np.clip(grey - np.asarray(background), 0, 1)
+    smooth = Image.fromarray(background).resize((width, height), Image.Resampling.BILINEAR)
+    return np.clip(grey - np.asarray(smooth), 0, 1)
 
 
 def isolate_ink(grey: np.ndarray) -> np.ndarray:
@@ -155,7 +212,7 @@ def isolate_ink(grey: np.ndarray) -> np.ndarray:
     if candidates.size == 0:
         raise InputError("no digit found: the image is blank or has too little contrast", 422, "blank")
     # A typical level of the ink rather than its maximum, so a few hot pixels do not set the scale.
-    ink = float(np.percentile(candidates, 90))
+    ink = float(np.percentile(candidates, INK_PERCENTILE))
     stretched = np.clip((grey - background) / (ink - background), 0, 1)
     stretched[stretched < NOISE_FLOOR] = 0
     return stretched
@@ -194,7 +251,7 @@ def center_by_mass(ink: np.ndarray, size: int) -> np.ndarray:
 
 def prepare(data: bytes, spec: ModelSpec) -> PreparedImage:
     """Image bytes in, the network's input out; raises InputError for anything unusable."""
-    grey = reduce_to(to_greyscale(open_image(data, spec.max_pixels)), WORKING_SIDE)
+    grey = to_greyscale(open_image(data, spec.max_pixels))
     ink = crop_to_ink(isolate_ink(flatten_background(make_ink_light(grey))))
     frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
     network_input = frame if spec.ink == "light" else 1.0 - frame

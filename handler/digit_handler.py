@@ -1,14 +1,18 @@
 """TorchServe adapter for Digit Lens: requests in, JSON out; the work is in `digitlens`.
 
-Each stage takes and returns a whole batch. A request that cannot be used (not an image,
-too big, blank) becomes an error entry for that request alone, answered with its own 4xx
-status and JSON body, while the rest of the batch is predicted as usual.
+Each stage takes and returns a whole batch, and each request is answered as it asked: a
+prediction (`/predictions/...`), or an explanation (`/explanations/...`, which TorchServe
+marks with the header `explain: True`), with charts if it sent `X-Charts: 1`. A batch may
+mix them. A request that cannot be used (not an image, too big, blank, an unknown
+`X-Target`) becomes an error entry for that request alone, answered with its own 4xx
+status and JSON body, while the rest of the batch is answered as usual.
 """
 import importlib.util
 import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,11 +21,21 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine
-from digitlens.preprocess import InputError, body_bytes, prepare
-from digitlens.render import ProbabilityChart, render_activation_grid, render_input
+from digitlens.explain import Explainer
+from digitlens.preprocess import InputError, PreparedImage, body_bytes, prepare
+from digitlens.render import ProbabilityChart, render_activation_grid, render_attribution_overlay, render_input
 
 logger = logging.getLogger(__name__)
 CHARTS_HEADER = "x-charts"
+TARGET_HEADER = "x-target"
+
+
+@dataclass(frozen=True)
+class Request:
+    image: PreparedImage
+    explain: bool
+    target: int | None      # the class to explain; None: the predicted one
+    charts: bool
 
 
 class DigitLensHandler(BaseHandler):
@@ -30,13 +44,16 @@ class DigitLensHandler(BaseHandler):
         model_dir = properties["model_dir"]
         manifest = context.manifest["model"]
         self.spec = ModelSpec.from_mapping(context.model_yaml_config["handler"])
+        if self.spec.threads:
+            torch.set_num_threads(self.spec.threads)
         if torch.cuda.is_available() and properties.get("gpu_id") is not None:
             self.device = torch.device(f"cuda:{properties['gpu_id']}")
         else:
             self.device = torch.device("cpu")
         network = self._load_network(os.path.join(model_dir, manifest["modelFile"]),
                                      os.path.join(model_dir, manifest["serializedFile"]))
-        self.engine = InferenceEngine(network, self.spec.visualise_layers, self.device)
+        self.engine = InferenceEngine(network, self.spec.visualise_layers, self.device, self.spec.temperature)
+        self.explainer = Explainer(self.engine.model, self.spec.blank_value, self.spec.explain_steps, self.device)
         self.chart = ProbabilityChart(self.spec.labels)
         self.model_info = {"name": context.model_name, "version": manifest.get("modelVersion")}
         self.initialized = True
@@ -51,24 +68,53 @@ class DigitLensHandler(BaseHandler):
         return network
 
     def preprocess(self, requests):
-        """Each request's image prepared for the network, or the InputError it raised."""
+        """Each request's image and what it asked for, or the InputError it raised."""
         started = time.perf_counter()
         prepared = []
-        for row in requests:
+        for index, row in enumerate(requests):
             try:
-                prepared.append(prepare(body_bytes(row.get("data", row.get("body"))), self.spec))
+                prepared.append(self._request(index, row))
             except InputError as error:
                 prepared.append(error)
         self.context.metrics.add_time("PreprocessTime", round((time.perf_counter() - started) * 1000, 3), None, "ms")
         return prepared
 
+    def _request(self, index: int, row: dict) -> Request:
+        explain = self._header(index, "explain") == "True"
+        if explain and not self.spec.explain_methods:
+            raise InputError(f"model {self.model_info['name']} offers no explanations", 400, "no_explanations")
+        target = self._header(index, TARGET_HEADER).strip()
+        try:
+            target = self.spec.label_index(target) if explain and target else None
+        except ValueError as error:
+            raise InputError(f"X-Target: {error}", 400, "bad_target") from error
+        image = prepare(body_bytes(row.get("data", row.get("body"))), self.spec)
+        return Request(image, explain, target, self._header(index, CHARTS_HEADER).strip().lower() in ("1", "true", "yes"))
+
     def inference(self, prepared):
-        images = [item for item in prepared if not isinstance(item, InputError)]
-        result = self.engine.predict(np.stack([item.tensor for item in images])) if images else None
-        return prepared, result
+        """Probabilities and activations for every usable image; attributions for those that asked."""
+        requests = [item for item in prepared if isinstance(item, Request)]
+        if not requests:
+            return prepared, None, {}
+        result = self.engine.predict(np.stack([request.image.tensor for request in requests]))
+        explained = [position for position, request in enumerate(requests) if request.explain]
+        if not explained:
+            return prepared, result, {}
+        started = time.perf_counter()
+        targets = [requests[p].target if requests[p].target is not None else int(result.probabilities[p].argmax())
+                   for p in explained]
+        explanation = self.explainer.explain(np.stack([requests[p].image.tensor for p in explained]), targets)
+        self.context.metrics.add_time("ExplainTime", round((time.perf_counter() - started) * 1000, 3), None, "ms")
+        return prepared, result, {p: (target, explanation.attributions[i], float(explanation.convergence_delta[i]))
+                                  for i, (p, target) in enumerate(zip(explained, targets))}
+
+    def explain_handle(self, data_preprocess, raw_data):
+        """TorchServe calls this instead of inference/postprocess when request 0 is an explanation;
+        the stages below answer every request as it asked, whatever request 0 was."""
+        return self.postprocess(self.inference(data_preprocess))
 
     def postprocess(self, data):
-        prepared, result = data
+        prepared, result, explanations = data
         responses, position, rendering = [], 0, 0.0
         for index, item in enumerate(prepared):
             if isinstance(item, InputError):
@@ -76,10 +122,12 @@ class DigitLensHandler(BaseHandler):
                 continue
             probabilities = result.probabilities[position]
             response = self._prediction(probabilities)
-            if self._wants_charts(index):
-                started = time.perf_counter()
-                response["charts"] = self._charts(probabilities, result, position, item.pixels)
-                rendering += time.perf_counter() - started
+            started = time.perf_counter()
+            if item.explain:
+                response.update(self._explanation(item, *explanations[position]))
+            elif item.charts:
+                response["charts"] = self._charts(probabilities, result, position, item.image.pixels)
+            rendering += time.perf_counter() - started
             self.context.set_response_content_type(index, "application/json")
             self.context.metrics.add_counter("PredictionsPerDigit", 1, None,
                                              [Dimension("Digit", self.spec.labels[response["digit"]])])
@@ -97,10 +145,23 @@ class DigitLensHandler(BaseHandler):
             "input": render_input(pixels),
         }
 
+    def _explanation(self, request: Request, target: int, attributions: np.ndarray, delta: float) -> dict:
+        explanation = {
+            "target": target,
+            "method": self.spec.explain_methods[0],
+            "convergence_delta": round(delta, 6),
+            "input": request.image.pixels.tolist(),
+            "attributions": np.round(attributions.astype(np.float64), 6).tolist(),
+        }
+        if request.charts:
+            explanation["charts"] = {"attributions": render_attribution_overlay(request.image.pixels, attributions)}
+        return explanation
+
     def describe_handle(self):
         """Answers `GET /models/<name>?customized=true` on the management API."""
         return json.dumps({"device": str(self.device), "visualised_layers": list(self.engine.layer_names),
-                           "forward_hooks": self.engine.hook_count, "labels": list(self.spec.labels)})
+                           "forward_hooks": self.engine.hook_count, "labels": list(self.spec.labels),
+                           "explain_methods": list(self.spec.explain_methods)})
 
     def _prediction(self, probabilities: np.ndarray) -> dict:
         top = int(np.argmax(probabilities))
@@ -112,10 +173,9 @@ class DigitLensHandler(BaseHandler):
             "model": self.model_info,
         }
 
-    def _wants_charts(self, index: int) -> bool:
+    def _header(self, index: int, name: str) -> str:
         headers = self.context.get_all_request_header(index)
-        value = next((v for k, v in headers.items() if k.lower() == CHARTS_HEADER), "")
-        return str(value).strip().lower() in ("1", "true", "yes")
+        return str(next((v for k, v in headers.items() if k.lower() == name), ""))
 
     def _error_response(self, index: int, error: InputError) -> str:
         self.context.set_response_status(error.status, error.reason, index)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STORE = REPO_ROOT / "model_store"
+DEFAULT_HANDLER = REPO_ROOT / "handler" / "digit_handler.py"
 
 
 def archive_name(name: str, version: str) -> str:
@@ -20,9 +21,9 @@ def archive_name(name: str, version: str) -> str:
 
 
 def build_archive(name: str, version: str, weights: Path, config: Path, model_file: Path,
-                  store: Path = DEFAULT_STORE) -> Path:
+                  store: Path = DEFAULT_STORE, handler: Path = DEFAULT_HANDLER) -> Path:
     """Build ``store/<name>-<version>.mar`` and return its path; an existing one is replaced."""
-    for path in (weights, config, model_file):
+    for path in (weights, config, model_file, handler):
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
     store.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ def build_archive(name: str, version: str, weights: Path, config: Path, model_fi
             str(Path(sys.executable).with_name("torch-model-archiver")),
             "--model-name", name, "--version", version,
             "--model-file", str(model_file), "--serialized-file", str(weights),
-            "--handler", str(REPO_ROOT / "handler" / "digit_handler.py"),
+            "--handler", str(handler),
             "--extra-files", staging, "--config-file", str(config),
             "--export-path", staging, "--force",
         ], check=True)

@@ -1,28 +1,37 @@
 """Model versions through TorchServe's management API.
 
     python -m ops.models list
-    python -m ops.models release 2.0 [--weights W]   # archive, register beside the default, smoke-test, promote
+    python -m ops.models release 2.0 [--weights W]   # archive, register beside the default, warm up, promote
     python -m ops.models register 2.0                # only archive and register (no traffic yet)
-    python -m ops.models smoke 2.0                   # predict the sample seven on /predictions/mnist/2.0
+    python -m ops.models smoke 2.0                   # warm-up: every sample seven on /predictions/mnist/2.0
     python -m ops.models promote 2.0                 # make 2.0 the default version
     python -m ops.models rollback [--to 1.0]         # back to the previous (or given) version
-    python -m ops.models retire 1.0 [1.1 ...]        # unregister versions that are not the default
+    python -m ops.models retire 1.0 [1.1 ...]        # drain, then unregister versions that are not the default
 
 Archives are written to the model store and registered by file name, so TorchServe only
 ever loads models from its own store. Set --management for a server that is not on :8081.
+
+No request is lost in a release. A new version answers every sample (canvas, photo and
+scan, with and without charts) before it becomes the default, so its worker's slow first
+batches are not paid by users. TorchServe's unregister kills a worker together with
+whatever it is inferring, so `retire` first drains the version: it waits until its job
+queue is empty and then sends a probe through that queue; the probe is answered only after
+everything queued before it (with one worker per version, as configured here, exactly so).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import requests
 
 from ops.archive import DEFAULT_STORE, REPO_ROOT, archive_name, build_archive
 
-SAMPLE = REPO_ROOT / "samples" / "seven-canvas.png"
+SAMPLES = {path.name: path.read_bytes() for path in sorted((REPO_ROOT / "samples").glob("seven-*"))}
 SAMPLE_DIGIT = 7
+WARM_UP_ROUNDS = 2          # each sample, plain and charted, this many times
 
 
 class VersionError(RuntimeError):
@@ -65,15 +74,40 @@ class ModelVersions:
         except VersionError:
             return []
 
-    def smoke(self, version: str) -> dict:
-        response = requests.post(f"{self.inference}/predictions/{self.name}/{version}", data=SAMPLE.read_bytes(),
-                                 headers={"Content-Type": "image/png"}, timeout=self.timeout)
+    def _predict_sample(self, version: str, name: str, charts: bool) -> dict:
+        headers = {"Content-Type": "application/octet-stream", **({"X-Charts": "1"} if charts else {})}
+        response = requests.post(f"{self.inference}/predictions/{self.name}/{version}", data=SAMPLES[name],
+                                 headers=headers, timeout=self.timeout)
         if not response.ok:
-            raise VersionError(f"{self.name} {version} answered the smoke test with {response.status_code}: {response.text}")
+            raise VersionError(f"{self.name} {version} answered {name} with {response.status_code}: {response.text}")
         result = response.json()
-        if result.get("digit") != SAMPLE_DIGIT or result.get("model", {}).get("version") != version:
-            raise VersionError(f"{self.name} {version} failed the smoke test: {result}")
+        if result.get("digit") != SAMPLE_DIGIT or result.get("model", {}).get("version") != version \
+                or charts != ("charts" in result):
+            raise VersionError(f"{self.name} {version} failed the smoke test on {name}: "
+                               f"{ {k: v for k, v in result.items() if k != 'charts'} }")
         return result
+
+    def smoke(self, version: str, rounds: int = WARM_UP_ROUNDS) -> dict:
+        """Warm the version up on every sample, plain and charted; each must come back a 7."""
+        for _ in range(rounds):
+            for name in SAMPLES:
+                for charts in (False, True):
+                    result = self._predict_sample(version, name, charts)
+        return {k: v for k, v in result.items() if k != "charts"}
+
+    def pending(self, version: str) -> int:
+        return self._call("GET", f"/models/{self.name}/{version}").json()[0]["jobQueueStatus"]["pendingRequests"]
+
+    def drain(self, version: str, timeout: float = 60) -> None:
+        """Return once nothing sent to ``version`` before this call is queued or being inferred."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending(version) == 0:
+                self._predict_sample(version, next(iter(SAMPLES)), charts=False)
+                if self.pending(version) == 0:
+                    return
+            time.sleep(0.05)
+        raise VersionError(f"{self.name} {version} still had queued requests after {timeout:.0f} s; not retired")
 
     def promote(self, version: str) -> None:
         self._call("PUT", f"/models/{self.name}/{version}/set-default")
@@ -91,6 +125,7 @@ class ModelVersions:
     def retire(self, version: str) -> None:
         if version == self.default():
             raise VersionError(f"{self.name} {version} is the default version; promote another one first")
+        self.drain(version)
         self._call("DELETE", f"/models/{self.name}/{version}")
 
 
@@ -127,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "release":
                 models.smoke(args.version)
                 models.promote(args.version)
-                print(f"{args.name} {args.version} passed the smoke test and is now the default")
+                print(f"{args.name} {args.version} answered every sample and is now the default")
         elif args.command == "smoke":
             print(models.smoke(args.version))
         elif args.command == "promote":

@@ -2,6 +2,7 @@
 import base64
 import io
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,7 @@ from PIL import Image
 
 from digitlens.engine import InferenceEngine
 from digitlens.preprocess import prepare
-from digitlens.render import ProbabilityChart, render_activation_grid, render_input
+from digitlens.render import TOP_COLOUR, ProbabilityChart, render_activation_grid, render_input
 from tests.images import (as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, mnist_digit,
                           off_centre_small)
 from training.evaluate import MODEL_DIR, load_model
@@ -57,8 +58,20 @@ def test_probability_chart_and_maps_are_pngs_of_the_right_size(engine, spec):
     first = decode_data_url(chart.render(probabilities))
     second = decode_data_url(chart.render(np.roll(probabilities, 3)))
     assert first.size == second.size == (420, 220)
-    assert np.asarray(first).tobytes() != np.asarray(second).tobytes()     # the bars really moved
-    grid = decode_data_url(render_activation_grid(np.random.default_rng(0).random((32, 28, 28), np.float32)))
-    assert grid.size == (8 * 28 + 7 * 2, 4 * 28 + 3 * 2)
-    big = decode_data_url(render_input(np.zeros((28, 28), np.uint8)))
-    assert big.size == (224, 224)
+    top = np.array(matplotlib.colors.to_rgb(TOP_COLOUR)) * 255
+    for image, column in ((first, 7), (second, 0)):
+        highlighted = np.flatnonzero((np.abs(np.asarray(image.convert("RGB"), float) - top).sum(2) < 3).any(0))
+        left, right = chart.columns[column]
+        assert highlighted.min() >= left - 1 and highlighted.max() <= right, "the top bar is in its column"
+    maps = np.random.default_rng(0).random((32, 28, 28), np.float32)
+    grid = decode_data_url(render_activation_grid(maps))
+    assert grid.size == (8 * 28 + 7, 4 * 28 + 3)                            # one pixel per value, 1-px gaps
+    colours = np.asarray(grid.convert("RGB"), float)
+    magma = matplotlib.colormaps["magma"]
+    for channel, (row, col) in ((0, (0, 0)), (9, (29, 29 + 27))):
+        value = (maps[channel] - maps[channel].min()) / (maps[channel].max() - maps[channel].min())
+        local = (row % 29, col % 29)
+        assert np.allclose(colours[row, col], np.array(magma(value[local])[:3]) * 255, atol=6)
+    assert (colours[28, :] == 255).all()                                   # the gap between tile rows
+    small = decode_data_url(render_input(np.arange(784, dtype=np.uint32).reshape(28, 28).astype(np.uint8)))
+    assert small.size == (28, 28) and np.asarray(small)[1, 0] == 28

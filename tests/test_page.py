@@ -92,6 +92,25 @@ def test_uploading_a_photo_shows_the_digit_and_both_charts(browser, page_url, tm
     wait_for(browser, lambda d: all(image_loaded(d, t) for t in ("prob-chart", "activations", "model-input")))
 
 
+def test_why_this_answer_explains_the_prediction_and_any_chosen_digit(browser, page_url, tmp_path):
+    browser.get(page_url)
+    draw(browser, THREE)
+    wait_for(browser, lambda d: image_loaded(d, "attributions") and by_test_id(d, "explain-caption").text.startswith("Why 3"))
+    first = by_test_id(browser, "attributions").get_attribute("src")
+    assert browser.execute_script("return arguments[0].naturalWidth", by_test_id(browser, "attributions")) == 28
+    by_test_id(browser, "explain-targets").find_element(By.CSS_SELECTOR, '[data-target="8"]').click()
+    wait_for(browser, lambda d: by_test_id(d, "explain-caption").text.startswith("Why 8"))
+    assert by_test_id(browser, "attributions").get_attribute("src") != first
+    pressed = [b.text for b in by_test_id(browser, "explain-targets").find_elements(By.CSS_SELECTOR, '[aria-pressed="true"]')]
+    assert pressed == ["8"]
+    # an upload is explained too
+    ink, label = mnist_digit(43)
+    photo = tmp_path / "digit.jpg"
+    photo.write_bytes(as_photo_jpeg(ink))
+    by_test_id(browser, "file-input").send_keys(str(photo))
+    wait_for(browser, lambda d: by_test_id(d, "explain-caption").text.startswith(f"Why {label}") and image_loaded(d, "attributions"))
+
+
 def test_uploading_a_non_image_shows_the_error(browser, page_url, tmp_path):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a picture at all")

@@ -1,5 +1,4 @@
 """Release, promote, roll back and retire versions on a real TorchServe under live traffic."""
-import threading
 import time
 
 import pytest
@@ -8,8 +7,10 @@ import requests
 from ops import models as ops_models
 from ops.serve import REPO_ROOT
 from tests.conftest import start_torchserve
+from tests.traffic import Expected, Traffic
 
-SEVEN = (REPO_ROOT / "samples" / "seven-canvas.png").read_bytes()
+SEVENS = [Expected((REPO_ROOT / "samples" / name).read_bytes(), digit=7)
+          for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png")]
 
 
 @pytest.fixture
@@ -17,45 +18,6 @@ def versioned_server(model_store, tmp_path):
     server = start_torchserve(model_store, tmp_path / "ts", {"mnist": "mnist-1.0.mar"})
     yield server
     server.stop()
-
-
-class Traffic:
-    """A background client predicting on the default version until stopped."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.versions, self.failures = [], []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        deadline = time.monotonic() + 300
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                response = requests.post(self.url, data=SEVEN, headers={"Content-Type": "image/png"}, timeout=30)
-                if response.status_code == 200 and response.json()["digit"] == 7:
-                    self.versions.append(response.json()["model"]["version"])
-                else:
-                    self.failures.append(f"{response.status_code} {response.text[:200]}")
-            except requests.RequestException as error:
-                self.failures.append(repr(error))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(60)
-
-    def wait_for_version(self, version: str, timeout: float = 30):
-        seen = len(self.versions)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if version in self.versions[seen:]:
-                return
-            time.sleep(0.1)
-        pytest.fail(f"traffic never reached version {version}")
 
 
 def cli(server, *args) -> int:
@@ -66,7 +28,7 @@ def cli(server, *args) -> int:
 def test_release_promote_rollback_retire_without_a_failed_request(versioned_server, capsys):
     server = versioned_server
     versions = ops_models.ModelVersions(server.management_url, server.inference_url)
-    with Traffic(f"{server.inference_url}/predictions/mnist") as traffic:
+    with Traffic(f"{server.inference_url}/predictions/mnist", SEVENS) as traffic:
         traffic.wait_for_version("1.0")
         assert cli(server, "release", "2.0") == 0
         assert (server.model_store / "mnist-2.0.mar").exists()
@@ -88,7 +50,7 @@ def test_release_promote_rollback_retire_without_a_failed_request(versioned_serv
         assert versions.versions() == ["1.0"]
         time.sleep(1)
     assert traffic.failures == []
-    assert len(traffic.versions) > 20
+    assert traffic.answered > 20
     assert cli(server, "list") == 0
     assert capsys.readouterr().out.strip().endswith("1.0  (default)")
 
@@ -107,3 +69,18 @@ def test_models_come_only_from_the_model_store(versioned_server):
                              params={"url": "http://127.0.0.1:9/evil.mar"}, timeout=30)
     assert response.status_code >= 400
     assert ops_models.ModelVersions(versioned_server.management_url, versioned_server.inference_url).versions() == ["1.0"]
+
+
+def test_three_release_rollback_retire_cycles_under_load_lose_nothing(versioned_server):
+    """Retire drains the old version first: TorchServe's unregister would kill what it is still inferring."""
+    server = versioned_server
+    with Traffic(f"{server.inference_url}/predictions/mnist", SEVENS, clients=8) as traffic:
+        traffic.wait_for(50)
+        for version in ("2.0", "2.1", "2.2"):
+            assert cli(server, "release", version) == 0
+            traffic.wait_for_version(version)
+            assert cli(server, "rollback", "--to", "1.0") == 0
+            assert cli(server, "retire", version) == 0
+        traffic.wait_for(traffic.answered + 50)
+    assert traffic.failures == []
+    assert ops_models.ModelVersions(server.management_url, server.inference_url).versions() == ["1.0"]

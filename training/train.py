@@ -25,11 +25,13 @@ from training.evaluate import MODEL_DIR, predict_all, evaluate_on_test_set
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=28)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.08, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--label-smoothing", type=float, default=0.0,
+                        help="0 keeps the probabilities honest; calibration fits a temperature afterwards")
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke runs)")
     parser.add_argument("--seed", type=int, default=1)
@@ -45,9 +47,9 @@ def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, ge
     total_loss = correct = 0.0
     for start in range(0, len(order), args.batch_size):
         index = order[start:start + args.batch_size]
-        batch = augment_batch(images[index].float().unsqueeze(1) / 255.0, generator)
+        batch = augment_batch(images[index].float().unsqueeze(1) / 255.0, generator, spec.content_size)
         logits = model(spec.normalise(batch))
-        loss = F.cross_entropy(logits, labels[index], label_smoothing=0.05)
+        loss = F.cross_entropy(logits, labels[index], label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

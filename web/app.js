@@ -4,6 +4,7 @@
 const params = new URLSearchParams(location.search);
 const API_BASE = (params.get("api") ?? window.DIGIT_LENS_API ?? "").replace(/\/$/, "");
 const PREDICT_URL = `${API_BASE}/predictions/mnist`;
+const EXPLAIN_URL = `${API_BASE}/explanations/mnist`;
 const PEN_WIDTH = 20;          // on the 280 px canvas: MNIST-like strokes once scaled to 20 px
 const DEBOUNCE_MS = 200;
 
@@ -15,6 +16,8 @@ let current = null;
 let debounce = null;
 let inFlight = null;
 let activationMaps = {};
+let lastUpload = null;         // {body, contentType} of the image on show, for explanations
+let explaining = null;
 
 function canvasPoint(event) {
   const box = canvas.getBoundingClientRect();
@@ -108,6 +111,8 @@ document.addEventListener("paste", (event) => {
 
 async function predict(body, contentType) {
   inFlight?.abort();
+  explaining?.abort();
+  lastUpload = { body, contentType };
   const request = new AbortController();
   inFlight = request;
   setBusy(true);
@@ -152,7 +157,9 @@ function resetResult(status) {
   $("error").hidden = true;
   $("digit").textContent = "–";
   $("confidence").textContent = "–";
-  for (const id of ["prob-chart", "model-input", "activations"]) $(id).hidden = true;
+  for (const id of ["prob-chart", "model-input", "activations", "attributions"]) $(id).hidden = true;
+  $("explain-targets").replaceChildren();
+  $("explain-caption").textContent = "";
   $("layer-select").replaceChildren();
   $("layer-select").disabled = true;
 }
@@ -172,6 +179,45 @@ function showResult(result) {
   select.value = chosen in activationMaps ? chosen : select.options[0].value;
   select.disabled = false;
   showImage("activations", activationMaps[select.value]);
+  showTargets(result.probabilities.length);
+  explain(result.digit);
+}
+
+function showTargets(classes) {
+  const buttons = Array.from({ length: classes }, (_, digit) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = String(digit);
+    button.dataset.target = String(digit);
+    button.setAttribute("aria-pressed", "false");
+    button.addEventListener("click", () => explain(digit));
+    return button;
+  });
+  $("explain-targets").replaceChildren(...buttons);
+}
+
+async function explain(target) {
+  if (!lastUpload) return;
+  explaining?.abort();
+  const request = new AbortController();
+  explaining = request;
+  for (const button of $("explain-targets").children) button.setAttribute("aria-pressed", String(button.dataset.target === String(target)));
+  $("explain-caption").textContent = `Explaining ${target}…`;
+  try {
+    const response = await fetch(EXPLAIN_URL, {
+      method: "POST", body: lastUpload.body, signal: request.signal,
+      headers: { "Content-Type": lastUpload.contentType, "X-Charts": "1", "X-Target": String(target) },
+    });
+    const payload = await response.json().catch(() => ({}));
+    if (request !== explaining) return;
+    if (!response.ok) throw new Error(payload.message || `The server answered ${response.status} ${response.statusText}.`);
+    showImage("attributions", payload.charts.attributions);
+    const probability = (payload.probabilities[payload.target] * 100).toFixed(1);
+    $("explain-caption").textContent = `Why ${payload.target} (probability ${probability} %)`;
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    $("explain-caption").textContent = `No explanation: ${error.message}`;
+  }
 }
 $("layer-select").addEventListener("change", (event) => showImage("activations", activationMaps[event.target.value]));
 

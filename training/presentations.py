@@ -1,0 +1,213 @@
+"""MNIST test digits presented the way people and devices send them, as encoded image files.
+
+Each kind turns a test digit (uint8 28x28, light ink on black) into the bytes of an upload.
+`presentation_set` builds 1,000 of one kind from a seeded choice of test digits and caches
+them under `.cache/presentations/` (git-ignored), so the report, the tests and the
+benchmarks read the same files.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from training.data import DEFAULT_CACHE, fetch_mnist, load_split
+
+CACHE = DEFAULT_CACHE.parent / "presentations"
+SET_SIZE = 1000            # uploads per kind; the MNIST test set itself is used whole
+SET_SEED = 2026
+
+# Pen strokes in a unit box (x right, y down), as a person draws them on a canvas.
+SEVEN = [[(0.18, 0.12), (0.82, 0.12), (0.62, 0.45), (0.42, 0.9)]]
+THREE = [[(0.22, 0.2), (0.4, 0.1), (0.62, 0.1), (0.76, 0.22), (0.72, 0.38), (0.5, 0.48),
+          (0.74, 0.58), (0.8, 0.74), (0.66, 0.88), (0.42, 0.9), (0.22, 0.8)]]
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def draw_strokes(strokes, size: int = 280, pen: float = 0.07, ink=(20, 20, 30, 255),
+                 ground=(0, 0, 0, 0)) -> Image.Image:
+    """A canvas drawing: round-capped strokes of width ``pen`` (fraction of the side)."""
+    image = Image.new("RGBA", (size, size), ground)
+    draw = ImageDraw.Draw(image)
+    width = max(1, round(pen * size))
+    for stroke in strokes:
+        points = [(x * size, y * size) for x, y in stroke]
+        draw.line(points, fill=ink, width=width, joint="curve")
+        for x, y in points:
+            draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=ink)
+    return image
+
+
+def enlarge(ink: np.ndarray, side: int, resample=Image.Resampling.BICUBIC) -> np.ndarray:
+    return np.asarray(Image.fromarray(ink).resize((side, side), resample), dtype=np.float32) / 255
+
+
+def on_paper(ink: np.ndarray, size: tuple[int, int] = (1600, 1200), box: tuple[float, float, float] = (0.35, 0.3, 0.45),
+             seed: int = 0, shadow: float = 0.0, ink_rgb: tuple[float, float, float] = (0.8, 0.8, 0.8),
+             light_angle: float = 0.0) -> Image.Image:
+    """Dark ink (a light-on-dark uint8 digit) photographed on cream paper with uneven light and noise;
+    ``shadow`` darkens the page towards one side by up to that fraction, as a hand or phone would;
+    ``ink_rgb`` is how much the ink absorbs of each channel (blue ballpoint absorbs less blue)."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    side = int(box[2] * height)
+    digit = enlarge(ink, side)
+    yy, xx = np.mgrid[0:height, 0:width]
+    light = 0.85 + 0.1 * np.sin(xx / width * math.pi + light_angle) * np.cos(yy / height * math.pi / 2)
+    if shadow:
+        direction = (math.cos(light_angle), math.sin(light_angle))
+        reach = (xx / width - 0.5) * direction[0] + (yy / height - 0.5) * direction[1]
+        light *= 1 - shadow * np.clip(reach + 0.1, 0, 0.6) / 0.6
+    paper = np.stack([light * 235, light * 228, light * 210], axis=-1)
+    top, left = int(box[1] * height), int(box[0] * width)
+    region = paper[top:top + side, left:left + side]
+    region *= 1 - digit[..., None] * np.asarray(ink_rgb, dtype=np.float32)
+    paper += rng.normal(0, 6, paper.shape)
+    photo = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
+    return photo.filter(ImageFilter.GaussianBlur(1.2))
+
+
+def as_photo_jpeg(ink: np.ndarray, exif_rotate: bool = False, seed: int = 0) -> bytes:
+    """A phone photo: JPEG, optionally stored rotated with an EXIF orientation tag to undo it."""
+    photo = on_paper(ink, seed=seed)
+    if not exif_rotate:
+        return encode(photo, "JPEG", quality=88)
+    exif = Image.Exif()
+    exif[0x0112] = 6      # viewer must rotate 90 degrees clockwise
+    return encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=88, exif=exif)
+
+
+def as_shadowed_photo_jpeg(ink: np.ndarray, seed: int = 0) -> bytes:
+    """A phone photo with a strong shadow across part of the page."""
+    return encode(on_paper(ink, seed=seed, shadow=0.6, light_angle=0.8), "JPEG", quality=85)
+
+
+def as_canvas_png(ink: np.ndarray, size: int = 280) -> bytes:
+    """A browser canvas: black strokes whose alpha is the ink, on a transparent ground."""
+    alpha = Image.fromarray(ink).resize((size, size), Image.Resampling.BICUBIC)
+    canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    canvas.putalpha(alpha)
+    return encode(canvas, "PNG")
+
+
+def as_scan(ink: np.ndarray, fmt: str = "TIFF") -> bytes:
+    """A flatbed scan: grey paper, dark ink, off-centre in a larger page, greyscale."""
+    page = on_paper(ink, size=(900, 1200), box=(0.6, 0.1, 0.25)).convert("L")
+    return encode(page, fmt)
+
+
+def off_centre_small(ink: np.ndarray) -> bytes:
+    """Light ink on black, small, in a corner of a large frame."""
+    frame = Image.new("L", (200, 160), 0)
+    frame.paste(Image.fromarray(ink), (150, 110))
+    return encode(frame, "PNG")
+
+
+def as_mnist_png(ink: np.ndarray) -> bytes:
+    """The test digit itself, 28x28, as a PNG file."""
+    return encode(Image.fromarray(ink), "PNG")
+
+
+def bold_marker_tight_crop(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A felt marker: strokes a quarter to a third of the digit's height thick, dark on white,
+    cropped right to the ink (or a few pixels beyond)."""
+    side = 224
+    strokes = Image.fromarray((enlarge(ink, side) > 0.35).astype(np.uint8) * 255)
+    strokes = strokes.filter(ImageFilter.MaxFilter(int(rng.integers(9, 22)) | 1))
+    left, top, right, bottom = strokes.getbbox()
+    margin = int(rng.integers(0, 6))
+    strokes = strokes.crop((left - margin, top - margin, right + margin, bottom + margin))
+    page = Image.fromarray(255 - np.asarray(strokes.filter(ImageFilter.GaussianBlur(1.5))))
+    return encode(page.convert("RGB"), "JPEG", quality=90) if rng.random() < 0.5 else encode(page, "PNG")
+
+
+def heavy_blur(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """Out of focus: dark ink on paper, blurred by 4-8 % of the digit's size."""
+    side = int(rng.integers(120, 260))
+    page = np.full((int(side * 1.4), int(side * 1.4)), 0.93, np.float32)
+    offset = (page.shape[0] - side) // 2
+    page[offset:offset + side, offset:offset + side] -= 0.75 * enlarge(ink, side)
+    image = Image.fromarray((page * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(side * rng.uniform(0.04, 0.08)))
+    return encode(image, "JPEG", quality=85)
+
+
+def low_resolution(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A digit from an 8x8 to 16x16 source enlarged by a viewer, blockily or smoothly, either polarity."""
+    source = int(rng.integers(8, 17))
+    small = Image.fromarray(ink).resize((source, source), Image.Resampling.BOX)
+    resample = Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
+    big = small.resize((source * 14, source * 14), resample)
+    if rng.random() < 0.5:
+        big = Image.fromarray(255 - np.asarray(big))
+    return encode(big, "PNG")
+
+
+def thin_pen_large_canvas(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A fine pen on a 1200-px canvas: strokes a few pixels wide, the digit 300-600 px tall,
+    dark strokes on a transparent ground as a canvas export."""
+    side = int(rng.integers(300, 600))
+    core = Image.fromarray((enlarge(ink, side, Image.Resampling.BILINEAR) > 0.5).astype(np.uint8) * 255)
+    thinned = core.filter(ImageFilter.MinFilter(max(3, int(side * 0.03)) | 1))
+    canvas = Image.new("RGBA", (1200, 1200), (0, 0, 0, 0))
+    left, top = (int(v) for v in rng.integers(50, 1150 - side, 2))
+    canvas.paste(Image.new("RGBA", (side, side), (10, 10, 10, 255)), (left, top), thinned)
+    return encode(canvas, "PNG")
+
+
+def ballpoint_photo(ink: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A blue ballpoint digit photographed under uneven light, with a shadow from a random side."""
+    thin = Image.fromarray(ink).filter(ImageFilter.MinFilter(3)) if rng.random() < 0.5 else Image.fromarray(ink)
+    photo = on_paper(np.asarray(thin), size=(1280, 960), box=(rng.uniform(0.2, 0.5), rng.uniform(0.15, 0.4), rng.uniform(0.3, 0.5)),
+                     seed=int(rng.integers(1 << 30)), shadow=rng.uniform(0.3, 0.6), ink_rgb=(0.75, 0.6, 0.3),
+                     light_angle=rng.uniform(0, 2 * math.pi))
+    return encode(photo, "JPEG", quality=int(rng.integers(70, 92)))
+
+
+def _seeded(make):
+    return lambda ink, rng: make(ink)
+
+
+KINDS = {
+    "mnist-png": _seeded(as_mnist_png),
+    "canvas": _seeded(as_canvas_png),
+    "photo": lambda ink, rng: as_photo_jpeg(ink, seed=int(rng.integers(1 << 30))),
+    "shadowed-photo": lambda ink, rng: as_shadowed_photo_jpeg(ink, seed=int(rng.integers(1 << 30))),
+    "scan": _seeded(as_scan),
+    "off-centre": _seeded(off_centre_small),
+    "bold-marker-tight": bold_marker_tight_crop,
+    "heavy-blur": heavy_blur,
+    "low-resolution": low_resolution,
+    "thin-pen-large-canvas": thin_pen_large_canvas,
+    "ballpoint-photo": ballpoint_photo,
+}
+
+
+def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
+    images, labels = load_split(fetch_mnist(DEFAULT_CACHE), "t10k")
+    return images.numpy(), labels.numpy()
+
+
+def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE) -> tuple[list[bytes], np.ndarray]:
+    """``size`` uploads of one kind (bytes) and their labels; seeded, cached after the first call."""
+    size = size or (10000 if kind == "mnist-png" else SET_SIZE)
+    path = cache / f"{kind}-{size}-{SET_SEED}.npz"
+    if path.exists():
+        stored = np.load(path)
+        blob, ends = stored["blob"], stored["ends"]
+        return [blob[start:end].tobytes() for start, end in zip(np.r_[0, ends[:-1]], ends)], stored["labels"]
+    images, labels = mnist_test_set()
+    rng = np.random.default_rng([SET_SEED, sorted(KINDS).index(kind)])
+    chosen = rng.choice(len(images), size, replace=False)
+    bodies = [KINDS[kind](images[i], rng) for i in chosen]
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, blob=np.frombuffer(b"".join(bodies), np.uint8), ends=np.cumsum([len(b) for b in bodies]),
+             labels=labels[chosen])
+    return bodies, labels[chosen]
