@@ -28,6 +28,7 @@ import yaml
 
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine
+from digitlens.explain import Explainer
 from digitlens.preprocess import open_image, prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
 from ops.archive import build_archive
@@ -54,9 +55,9 @@ def stage_row(name: str, times_ms: list[float]) -> tuple:
     return name, f"{statistics.median(times_ms):.3f}", f"{np.percentile(times_ms, 95):.3f}", str(len(times_ms))
 
 
-def in_process(spec: ModelSpec, repeat: int) -> list[tuple]:
-    """Each stage on one core, as a worker runs it."""
-    torch.set_num_threads(spec.threads or torch.get_num_threads())
+def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
+    """Each stage with the torch threads of one worker, as a worker runs it."""
+    torch.set_num_threads(threads)
     engine = InferenceEngine(load_model(MODEL_DIR / "mnist.pt", spec), spec.visualise_layers, torch.device("cpu"),
                              spec.temperature)
     canvas, photo, scan = ((SAMPLES / name).read_bytes() for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png"))
@@ -73,6 +74,8 @@ def in_process(spec: ModelSpec, repeat: int) -> list[tuple]:
             render_activation_grid(activations[name])
         render_input(one.pixels)
 
+    explainer = Explainer(engine.model, spec.blank_value, spec.explain_steps, torch.device("cpu"))
+    target = [int(result.probabilities[0].argmax())]
     few = max(10, repeat // 4)
     rows = [
         stage_row("decode canvas PNG 280x280 (open + load)", timed(lambda: open_image(canvas, spec.max_pixels), repeat)),
@@ -89,6 +92,10 @@ def in_process(spec: ModelSpec, repeat: int) -> list[tuple]:
           for name in spec.visualise_layers),
         stage_row("render 28x28 input", timed(lambda: render_input(one.pixels), repeat)),
         stage_row("all charts for one image", timed(all_charts, repeat)),
+        stage_row(f"explain, Integrated Gradients {spec.explain_steps} steps, 1 image",
+                  timed(lambda: explainer.explain(single, target), few)),
+        stage_row(f"explain, Integrated Gradients {spec.explain_steps} steps, batch of 8, per image",
+                  [t / 8 for t in timed(lambda: explainer.explain(batch8, target * 8), few)]),
     ]
     return rows
 
@@ -157,7 +164,8 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
         try:
             targets = {"floor": (f"{servers['floor'].inference_url}/predictions/floor", plain),
                        "Digit Lens": (f"{servers['mnist'].inference_url}/predictions/mnist", plain),
-                       "Digit Lens, charts": (f"{servers['mnist'].inference_url}/predictions/mnist", charted)}
+                       "Digit Lens, charts": (f"{servers['mnist'].inference_url}/predictions/mnist", charted),
+                       "Digit Lens, explanation + chart": (f"{servers['mnist'].inference_url}/explanations/mnist", charted)}
             for url, headers in targets.values():
                 load(url, canvas, headers, 4, 1.0)        # warm-up
             runs: dict[tuple, list[dict]] = {}
@@ -204,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-delay", type=int, help="override maxBatchDelay (ms)")
     parser.add_argument("--threads", type=int, help="override the handler's torch threads per worker")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (Markdown)")
+    parser.add_argument("--http-only", action="store_true", help="skip the in-process stages (to compare settings)")
     args = parser.parse_args(argv)
     spec = ModelSpec.from_yaml(MODEL_DIR / "mnist.yaml")
     base = yaml.safe_load((MODEL_DIR / "mnist.yaml").read_text())
@@ -212,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                 "maxBatchDelay": base["maxBatchDelay"] if args.max_batch_delay is None else args.max_batch_delay,
                 "threads": args.threads or spec.threads}
 
-    stages = table(("stage (ms, one thread)", "median", "p95", "runs"), in_process(spec, args.repeat))
+    threads = settings["threads"] or torch.get_num_threads()
+    stages = "" if args.http_only else table((f"stage (ms, {threads} torch thread(s))", "median", "p95", "runs"),
+                                             in_process(spec, args.repeat, threads))
     print(stages, flush=True)
     http_rows, memory, _ = over_http(settings, args.rounds, args.seconds)
     http = table(("server", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "req/s vs floor", "p50 vs floor",

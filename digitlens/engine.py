@@ -36,9 +36,7 @@ class InferenceEngine:
 
     def _recorder(self, name: str):
         def record(_module, _inputs, output):
-            # Predictions run without gradients; attribution passes (which need them) are not kept.
-            if not torch.is_grad_enabled():
-                self._captured[name] = output.detach()
+            self._captured[name] = output.detach()
         return record
 
     @property

@@ -6,15 +6,21 @@ training images' background after normalisation), so the attributions of an imag
 to logit(input) - logit(blank) for that class; `convergence_delta` is how far the numerical
 integral is from that sum. Gradients are needed, so none of this runs under
 ``torch.inference_mode()``.
+
+Attribution runs on its own copy of the network with every batch norm folded into the
+convolution before it: the same function (to float rounding), a quarter less work for the
+steps x images forward and backward passes, and none of the serving copy's forward hooks.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 METHODS = ("integrated_gradients",)
 
@@ -25,13 +31,29 @@ class Explanation:
     convergence_delta: np.ndarray   # (N,) sum of attributions minus the logit difference they explain
 
 
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """An evaluation copy of ``model`` in which each BatchNorm2d that directly follows a Conv2d
+    inside a Sequential is folded into that convolution; its parameters need no gradients."""
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for index in range(len(module) - 1):
+            conv, norm = module[index], module[index + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                module[index], module[index + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
+    for module in folded.modules():
+        module._forward_hooks.clear()
+    return folded.requires_grad_(False)
+
+
 class Explainer:
     def __init__(self, model: nn.Module, blank_value: float, steps: int, device: torch.device):
-        self.model = model
+        self.model = fold_batch_norms(model).to(device)
         self.blank_value = blank_value
         self.steps = steps
         self.device = device
-        self._integrated_gradients = IntegratedGradients(model)
+        self._integrated_gradients = IntegratedGradients(self.model)
 
     def explain(self, batch: np.ndarray, targets: list[int]) -> Explanation:
         """``batch`` is (N, 1, H, W) float32, normalised as the network takes it; ``targets`` the class to

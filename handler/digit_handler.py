@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,20 +21,13 @@ from ts.torch_handler.base_handler import BaseHandler
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine
 from digitlens.explain import Explainer
-from digitlens.preprocess import InputError, PreparedImage, body_bytes, prepare
+from digitlens.job import Job
+from digitlens.preprocess import InputError, body_bytes, prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_attribution_overlay, render_input
 
 logger = logging.getLogger(__name__)
 CHARTS_HEADER = "x-charts"
 TARGET_HEADER = "x-target"
-
-
-@dataclass(frozen=True)
-class Request:
-    image: PreparedImage
-    explain: bool
-    target: int | None      # the class to explain; None: the predicted one
-    charts: bool
 
 
 class DigitLensHandler(BaseHandler):
@@ -73,13 +65,13 @@ class DigitLensHandler(BaseHandler):
         prepared = []
         for index, row in enumerate(requests):
             try:
-                prepared.append(self._request(index, row))
+                prepared.append(self._job(index, row))
             except InputError as error:
                 prepared.append(error)
         self.context.metrics.add_time("PreprocessTime", round((time.perf_counter() - started) * 1000, 3), None, "ms")
         return prepared
 
-    def _request(self, index: int, row: dict) -> Request:
+    def _job(self, index: int, row: dict) -> Job:
         explain = self._header(index, "explain") == "True"
         if explain and not self.spec.explain_methods:
             raise InputError(f"model {self.model_info['name']} offers no explanations", 400, "no_explanations")
@@ -89,21 +81,21 @@ class DigitLensHandler(BaseHandler):
         except ValueError as error:
             raise InputError(f"X-Target: {error}", 400, "bad_target") from error
         image = prepare(body_bytes(row.get("data", row.get("body"))), self.spec)
-        return Request(image, explain, target, self._header(index, CHARTS_HEADER).strip().lower() in ("1", "true", "yes"))
+        return Job(image, explain, target, self._header(index, CHARTS_HEADER).strip().lower() in ("1", "true", "yes"))
 
     def inference(self, prepared):
         """Probabilities and activations for every usable image; attributions for those that asked."""
-        requests = [item for item in prepared if isinstance(item, Request)]
-        if not requests:
+        jobs = [item for item in prepared if isinstance(item, Job)]
+        if not jobs:
             return prepared, None, {}
-        result = self.engine.predict(np.stack([request.image.tensor for request in requests]))
-        explained = [position for position, request in enumerate(requests) if request.explain]
+        result = self.engine.predict(np.stack([job.image.tensor for job in jobs]))
+        explained = [position for position, job in enumerate(jobs) if job.explain]
         if not explained:
             return prepared, result, {}
         started = time.perf_counter()
-        targets = [requests[p].target if requests[p].target is not None else int(result.probabilities[p].argmax())
+        targets = [jobs[p].target if jobs[p].target is not None else int(result.probabilities[p].argmax())
                    for p in explained]
-        explanation = self.explainer.explain(np.stack([requests[p].image.tensor for p in explained]), targets)
+        explanation = self.explainer.explain(np.stack([jobs[p].image.tensor for p in explained]), targets)
         self.context.metrics.add_time("ExplainTime", round((time.perf_counter() - started) * 1000, 3), None, "ms")
         return prepared, result, {p: (target, explanation.attributions[i], float(explanation.convergence_delta[i]))
                                   for i, (p, target) in enumerate(zip(explained, targets))}
@@ -145,16 +137,16 @@ class DigitLensHandler(BaseHandler):
             "input": render_input(pixels),
         }
 
-    def _explanation(self, request: Request, target: int, attributions: np.ndarray, delta: float) -> dict:
+    def _explanation(self, job: Job, target: int, attributions: np.ndarray, delta: float) -> dict:
         explanation = {
             "target": target,
             "method": self.spec.explain_methods[0],
             "convergence_delta": round(delta, 6),
-            "input": request.image.pixels.tolist(),
+            "input": job.image.pixels.tolist(),
             "attributions": np.round(attributions.astype(np.float64), 6).tolist(),
         }
-        if request.charts:
-            explanation["charts"] = {"attributions": render_attribution_overlay(request.image.pixels, attributions)}
+        if job.charts:
+            explanation["charts"] = {"attributions": render_attribution_overlay(job.image.pixels, attributions)}
         return explanation
 
     def describe_handle(self):

@@ -84,7 +84,7 @@ def test_attributions_add_up_to_the_logit_difference(torchserve, engine, spec):
         input_logits, blank_logits = logits(engine, np.stack([pixels, np.zeros_like(pixels)]), spec)
         difference = input_logits[target] - blank_logits[target]
         total = float(np.sum(result["attributions"]))
-        assert total - difference == pytest.approx(result["convergence_delta"], abs=2e-3)
+        assert total - difference == pytest.approx(result["convergence_delta"], abs=2e-2)   # "input" is rounded to uint8
         assert abs(result["convergence_delta"]) <= 0.1 * abs(difference)
 
 
