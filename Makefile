@@ -19,10 +19,12 @@ $(VENV)/.installed: requirements.txt
 data: venv
 	$(PY) -m training.data
 
-train: data                         ## retrain model/mnist.pt and its report (~20 min on 2 CPU cores)
-	$(PY) -m training.train
+train: data                         ## retrain model/mnist.pt and its report (~40 min on 2 CPU cores)
+	$(PY) -m training.train --out .cache/base
+	$(PY) -m training.train --init .cache/base/mnist.pt --epochs 8 --lr 0.01 --degraded-share 0.4
+	$(PY) -m training.evaluate
 
-evaluate: data                      ## check the committed weights on the full test set
+evaluate: data                      ## served accuracy on every set, calibration temperature into model/mnist.yaml
 	$(PY) -m training.evaluate
 
 mar: $(ARCHIVE)

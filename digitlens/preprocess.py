@@ -16,17 +16,19 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageOps
 
 from digitlens.config import ModelSpec
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
-WORKING_SIDE = 320          # longer side the image is reduced to before the pixel steps
+WORKING_SIDE = 160          # longer side the image is reduced to before the pixel steps (ink 20 px wide needs no more)
 BLANK_CONTRAST = 0.08       # ink must differ from the background by this fraction of full scale
 NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
 INK_PERCENTILE = 90         # the ink's level: this percentile of the pixels brighter than the background
 BACKGROUND_THUMBNAIL = 48   # longer side of the thumbnail the background is estimated on
-EVEN_BACKGROUND = 0.06      # a background varying less than this (2nd to 98th percentile) is left alone
+MIN_PAPER_BRIGHTNESS = 0.1  # darker paper is not brightened further (noise would become ink)
+UNEVEN_BORDER = 0.04        # flatten when the page's border varies more than this (see background_is_uneven)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -107,14 +109,16 @@ def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE) -> np.ndarray:
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
     if not has_alpha:
         return np.asarray(shrink(image.convert("L"), longest), dtype=np.float32) / 255.0
-    grey, alpha = shrink(image.convert("LA" if image.mode in ("RGBA", "LA") else "RGBA").convert("LA"), longest).split()
+    grey, alpha = image.convert("LA" if image.mode in ("RGBA", "LA") else "RGBA").convert("LA").split()
     if alpha.getextrema()[0] > 252:
-        return np.asarray(grey, dtype=np.float32) / 255.0
+        return np.asarray(shrink(grey, longest), dtype=np.float32) / 255.0
     # A canvas drawing is opaque strokes on a transparent ground: put the strokes on the opposite shade.
-    weights = np.asarray(alpha, dtype=np.float32)
-    stroke_level = float((np.asarray(grey, dtype=np.float32) * weights).sum() / max(weights.sum(), 1e-6) / 255)
+    # Which shade is a yes/no question, so every 4th pixel each way answers it.
+    sample_grey = np.asarray(grey)[::4, ::4].astype(np.float32)
+    sample_alpha = np.asarray(alpha)[::4, ::4].astype(np.float32)
+    stroke_level = float((sample_grey * sample_alpha).sum() / max(sample_alpha.sum(), 1e-6) / 255)
     ground = Image.new("L", grey.size, 255 if stroke_level < 0.5 else 0)
-    return np.asarray(Image.composite(grey, ground, alpha), dtype=np.float32) / 255.0
+    return np.asarray(shrink(Image.composite(grey, ground, alpha), longest), dtype=np.float32) / 255.0
 
 
 def shrink(image: Image.Image, longest: int) -> Image.Image:
@@ -136,9 +140,14 @@ def reduce_to(grey: np.ndarray, longest: int) -> np.ndarray:
     return np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.BOX))
 
 
+def border(grey: np.ndarray, width: int = 1) -> np.ndarray:
+    """The pixels within ``width`` of the image's edge, each once."""
+    return np.concatenate([grey[:width].ravel(), grey[-width:].ravel(),
+                           grey[width:-width, :width].ravel(), grey[width:-width, -width:].ravel()])
+
+
 def border_median(grey: np.ndarray) -> float:
-    border = np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
-    return float(np.median(border))
+    return float(np.median(border(grey)))
 
 
 def make_ink_light(grey: np.ndarray) -> np.ndarray:
@@ -158,8 +167,29 @@ def _rank_filter(grey: np.ndarray, size: int, pick) -> np.ndarray:
     return grey
 
 
-def estimate_background(grey: np.ndarray) -> np.ndarray:
-    """The background of light-ink ``grey`` on a thumbnail: a morphological opening (a min
+def background_is_uneven(thumbnail: np.ndarray) -> bool:
+    """Whether the paper around the digit is lit unevenly (a shadow, a vignette), judged on the
+    1-pixel border of a light-ink thumbnail walked round as a loop.
+
+    Strokes that run off the edge cross the border in short bright runs: an opening (a min,
+    then a max filter along the loop) a third of a side long removes them. What is left
+    varies by more than UNEVEN_BORDER either because of light, which changes gradually, or
+    because of ink running along the edge (a bold digit in a tight crop), which steps up
+    sharply: the border is uneven paper only if no step (over two pixels) makes half of that change.
+    Even paper is left alone, since flattening it could only take ink away.
+    """
+    loop = np.concatenate([thumbnail[0, :-1], thumbnail[:-1, -1], thumbnail[-1, :0:-1], thumbnail[:0:-1, 0]])
+    reach = max(1, max(thumbnail.shape) // 6)
+    wrapped = np.concatenate([loop[-2 * reach:], loop, loop[:2 * reach]])
+    eroded = sliding_window_view(wrapped, 2 * reach + 1).min(axis=1)
+    opened = sliding_window_view(eroded, 2 * reach + 1).max(axis=1)
+    spread = float(opened.max() - opened.min())
+    steepest = float(np.abs(opened[2:] - opened[:-2]).max())          # a step blurred over two pixels too
+    return spread > UNEVEN_BORDER and steepest < spread / 2
+
+
+def estimate_background(thumbnail: np.ndarray) -> np.ndarray:
+    """The background of light-ink ``thumbnail``: a morphological opening (a min
     filter, then a max filter) with a window a third of the thumbnail's longer side, its
     border band replaced by a quadratic surface fitted to the interior.
 
@@ -168,16 +198,15 @@ def estimate_background(grey: np.ndarray) -> np.ndarray:
     a tight crop) are not mistaken for background, while shadows and uneven light, which
     are wider, are followed. Within half a window of the border the window is cut off and
     the opening of a shadow's slope falls flat, below the real background, leaving a bright
-    band that would pass for ink; the smooth surface continues the slope there instead.
+    band that would pass for ink; a quadratic surface fitted to the interior continues it.
     """
-    thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
     window = max(3, max(thumbnail.shape) // 3 | 1)
     opened = _rank_filter(_rank_filter(thumbnail, window, np.minimum), window, np.maximum)
     return np.minimum(continue_to_border(opened, window // 2), thumbnail)
 
 
 def continue_to_border(surface: np.ndarray, band: int) -> np.ndarray:
-    """``surface`` with its outer ``band`` pixels replaced by a least-squares quadratic in x and y
+    """``surface`` with its outer ``band`` pixels raised to a least-squares quadratic in x and y
     fitted to the rest; unchanged when too little is left to fit."""
     height, width = surface.shape
     if min(height, width) - 2 * band < 4:
@@ -186,7 +215,8 @@ def continue_to_border(surface: np.ndarray, band: int) -> np.ndarray:
     terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
     inside = (slice(band, height - band), slice(band, width - band))
     coefficients, *_ = np.linalg.lstsq(terms[inside].reshape(-1, 6), surface[inside].ravel(), rcond=None)
-    continued = (terms @ coefficients).astype(surface.dtype)
+    # The opening there is low, never high: keep it where the surface falls even lower (a kink in the light).
+    continued = np.maximum(terms @ coefficients, surface).astype(surface.dtype)
     continued[inside] = surface[inside]
     return continued
 
@@ -197,12 +227,16 @@ def flatten_background(grey: np.ndarray) -> np.ndarray:
     An even background is left alone: there is nothing to flatten, and isolate_ink removes
     its level. Otherwise the estimate is enlarged smoothly to the image and subtracted.
     """
-    background = estimate_background(grey)
-    if np.percentile(background, 98) - np.percentile(background, 2) < EVEN_BACKGROUND:
+    thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
+    if not background_is_uneven(thumbnail):
         return grey
+    background = estimate_background(thumbnail)
     height, width = grey.shape
     smooth = Image.fromarray(background).resize((width, height), Image.Resampling.BILINEAR)
-    return np.clip(grey - np.asarray(smooth), 0, 1)
+    # Light multiplies: under a shadow the ink's contrast shrinks with the paper's brightness, so
+    # divide by that brightness (1 - background, for ink made light) to give it back.
+    smooth = np.asarray(smooth)
+    return np.clip((grey - smooth) / np.maximum(1 - smooth, MIN_PAPER_BRIGHTNESS), 0, 1)
 
 
 def isolate_ink(grey: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Inference engine and renderers, in process: hooks stay put, activations follow the batch."""
 import base64
 import io
+import json
 
 import matplotlib
 import numpy as np
@@ -11,14 +12,15 @@ from PIL import Image
 from digitlens.engine import InferenceEngine
 from digitlens.preprocess import prepare
 from digitlens.render import TOP_COLOUR, ProbabilityChart, render_activation_grid, render_input
-from tests.images import (as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, mnist_digit,
-                          off_centre_small)
-from training.evaluate import MODEL_DIR, load_model
+from tests.images import mnist_digit, off_centre_small
+from training.evaluate import MODEL_DIR, expected_calibration_error, load_model
+from training.presentations import KINDS, presentation_set
 
 
 @pytest.fixture(scope="module")
 def engine(spec):
-    return InferenceEngine(load_model(MODEL_DIR / "mnist.pt", spec), spec.visualise_layers, torch.device("cpu"))
+    return InferenceEngine(load_model(MODEL_DIR / "mnist.pt", spec), spec.visualise_layers, torch.device("cpu"),
+                           spec.temperature)
 
 
 def decode_data_url(url: str) -> Image.Image:
@@ -41,15 +43,31 @@ def test_hooks_are_registered_once_and_activations_are_per_item(engine, spec):
     assert np.allclose(single.activations["conv1"][0], result.activations["conv1"][2], atol=1e-5)
 
 
-@pytest.mark.parametrize("make", [as_photo_jpeg, as_shadowed_photo_jpeg, as_canvas_png, as_scan, off_centre_small],
-                         ids=["photo", "shadowed-photo", "canvas", "scan", "off-centre"])
-def test_real_world_presentations_are_recognised_like_mnist(make, engine, spec):
-    """MNIST test digits 5000-5199 shown as people send them: accuracy near the test-set figure."""
-    indices = range(5000, 5200)
-    batch = np.stack([prepare(make(mnist_digit(i)[0]), spec).tensor for i in indices])
+SUBSET = 150        # uploads per kind: a seeded subset of the 1,000 the report uses
+# The committed model scores 98-99.9 % on the full 1,000 of each kind (model/mnist-report.json,
+# "served"); on 150 the same model scored 98.0-100 %: at most 4 errors in 150 are allowed.
+KINDS_CHECKED = [kind for kind in KINDS if kind != "mnist-png"]
+MIN_ACCURACY = 0.97
+
+
+@pytest.mark.parametrize("kind", KINDS_CHECKED)
+def test_presentations_are_recognised_through_prepare(kind, engine, spec):
+    """MNIST test digits shown as people and devices send them (training.presentations)."""
+    bodies, labels = presentation_set(kind, size=SUBSET)
+    batch = np.stack([prepare(body, spec).tensor for body in bodies])
     predicted = engine.predict(batch).probabilities.argmax(1)
-    truth = np.array([mnist_digit(i)[1] for i in indices])
-    assert (predicted == truth).mean() >= 0.98
+    assert (predicted == labels).mean() >= MIN_ACCURACY
+
+
+def test_all_10000_test_digits_posted_as_pngs_are_read_as_reported_and_calibrated(engine, spec):
+    """What the endpoint answers for MNIST itself: the report's served figure, not the raw-array one,
+    with a confidence that means what it says."""
+    bodies, labels = presentation_set("mnist-png")
+    probabilities = engine.predict(np.stack([prepare(body, spec).tensor for body in bodies])).probabilities
+    accuracy = (probabilities.argmax(1) == labels).mean()
+    reported = json.loads((MODEL_DIR / "mnist-report.json").read_text())["served"]["mnist-png"]["accuracy"]
+    assert accuracy == pytest.approx(reported, abs=3e-4)
+    assert expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels).long()) <= 0.015
 
 
 def test_probability_chart_and_maps_are_pngs_of_the_right_size(engine, spec):

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlens.preprocess import (InputError, body_bytes, center_by_mass, crop_to_ink, fit_longer_side,
+from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, body_bytes, center_by_mass, crop_to_ink, fit_longer_side,
                                   flatten_background, isolate_ink, make_ink_light, open_image, prepare, reduce_to,
                                   to_greyscale)
+from training.presentations import KINDS
 from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, draw_strokes,
                           encode, mnist_digit, off_centre_small)
 
@@ -52,13 +53,42 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped():
 
 def test_shadows_are_flattened_and_bold_ink_is_kept():
     ink, _ = mnist_digit(5)
-    shadowed = make_ink_light(reduce_to(to_greyscale(open_image(as_shadowed_photo_jpeg(ink), LIMIT)), 512))
-    flat = flatten_background(shadowed)
-    spread = lambda image: np.percentile(image[:, :60], 95) - np.percentile(image[:, :60], 5)   # page edge, no ink
-    assert spread(shadowed) > 0.15 and spread(flat) < 0.05
-    assert flat.max() > 0.5
+    shadowed = make_ink_light(to_greyscale(open_image(as_shadowed_photo_jpeg(ink), LIMIT)))
+    spread = lambda image: np.percentile(image, 95) - np.percentile(image, 5)
+    assert spread(shadowed) > 0.3
+    isolated = isolate_ink(flatten_background(shadowed))
+    rows, cols = np.flatnonzero(isolated.any(axis=1)), np.flatnonzero(isolated.any(axis=0))
+    # only the digit is left: on this page it covers a box about 0.3 of the page high
+    assert rows[-1] - rows[0] < 0.45 * shadowed.shape[0] and cols[-1] - cols[0] < 0.45 * shadowed.shape[1]
     bold = make_ink_light(to_greyscale(draw_strokes(SEVEN, pen=0.2)))    # a fat marker, edge to edge
     assert flatten_background(bold).sum() > 0.9 * bold.sum()
+
+
+@pytest.mark.parametrize("kind,uneven", [("shadowed-photo", True), ("ballpoint-photo", True), ("photo", True),
+                                         ("bold-marker-tight", False), ("canvas", False), ("heavy-blur", False),
+                                         ("low-resolution", False)])
+def test_only_unevenly_lit_paper_is_flattened(kind, uneven):
+    """Light changes gradually along the border; a bold digit in a tight crop steps up sharply."""
+    rng = np.random.default_rng(1)
+    for index in range(20):
+        ink, _ = mnist_digit(index)
+        body = KINDS[kind](ink, rng)
+        thumbnail = reduce_to(make_ink_light(to_greyscale(open_image(body, LIMIT))), BACKGROUND_THUMBNAIL)
+        assert background_is_uneven(thumbnail) == uneven, f"{kind} {index}"
+
+
+def test_ink_under_a_shadow_gets_its_contrast_back():
+    paper = np.full((120, 240), 0.9, np.float32)
+    paper *= np.interp(np.arange(240), [60, 180], [1.0, 0.4]).astype(np.float32)   # a shadow with a soft edge
+    page = paper.copy()
+    for left in (40, 160):
+        page[40:80, left:left + 8] *= 0.3                  # the same stroke in light and in shadow
+    flat = flatten_background(1 - page)
+    lit, shaded = flat[45:75, 42:46].mean(), flat[45:75, 162:166].mean()
+    assert shaded == pytest.approx(lit, rel=0.15)
+    isolated = isolate_ink(flat)
+    isolated[40:80, 40:48] = isolated[40:80, 160:168] = 0
+    assert isolated.max() == 0                             # nothing but the strokes is left as ink
 
 
 def test_background_is_removed_and_contrast_stretched():

@@ -1,11 +1,8 @@
-"""Batch augmentations that make MNIST look like what other writers and devices produce.
+"""Batch augmentations that make MNIST look like what people upload.
 
 Everything works on a float batch (N, 1, H, W) in [0, 1], light ink on black, in one
-pass over the batch: pens from hairline to marker, slanted, rotated and elastically
-distorted handwriting, low-resolution round trips, soft photos and faded ink. The last
-step normalises every image the way serving does (`digitlens.preprocess`): contrast
-stretched, faint levels zeroed, the ink's longer side scaled to the content size and its
-centre of mass put at the centre, so the network trains on what the endpoint feeds it.
+pass over the batch: pens of other widths, slanted and rotated handwriting, digits
+that are not quite centred or sized, soft photos and faded ink.
 """
 import math
 
@@ -14,12 +11,62 @@ import torch.nn.functional as F
 
 from digitlens.preprocess import BLANK_CONTRAST, INK_PERCENTILE, NOISE_FLOOR
 
-ELASTIC_SIGMA_PX = 4.0      # smoothness of the displacement field (Simard et al., 2003)
-ELASTIC_ALPHA_PX = 34.0     # strength of the field before smoothing
-
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=generator) * (high - low) + low
+
+
+def vary_stroke_width(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Blend each image towards its dilation (bolder pen) or erosion (thinner pen)."""
+    n = images.shape[0]
+    dilated = F.max_pool2d(images, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-images, 3, stride=1, padding=1)
+    amount = _uniform(n, -0.6, 0.8, generator).view(n, 1, 1, 1)
+    target = torch.where(amount > 0, dilated, eroded)
+    return images + amount.abs() * (target - images)
+
+
+def random_affine(images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float = 12.0,
+                  scale: tuple[float, float] = (0.85, 1.1), max_shear_deg: float = 10.0,
+                  max_shift_px: float = 2.5) -> torch.Tensor:
+    n, _, h, w = images.shape
+    angle = torch.deg2rad(_uniform(n, -max_rotation_deg, max_rotation_deg, generator))
+    shear = math.tan(math.radians(max_shear_deg)) * _uniform(n, -1, 1, generator)
+    zoom = _uniform(n, *scale, generator)
+    shift = _uniform(2 * n, -max_shift_px, max_shift_px, generator).view(n, 2) * 2 / torch.tensor([w, h])
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # affine_grid maps output to input coordinates, so this is the inverse transform.
+    theta = torch.stack([
+        torch.stack([cos, -sin + shear * cos, shift[:, 0]], dim=1),
+        torch.stack([sin, cos + shear * sin, shift[:, 1]], dim=1),
+    ], dim=1) / zoom.view(n, 1, 1)
+    theta[:, :, 2] *= zoom.view(n, 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def soften(images: torch.Tensor, generator: torch.Generator, probability: float = 0.25) -> torch.Tensor:
+    """Blur a random part of the batch with a small Gaussian, as a photo or scan would."""
+    chosen = torch.rand(images.shape[0], generator=generator) < probability
+    if not chosen.any():
+        return images
+    sigma = float(_uniform(1, 0.5, 1.0, generator))
+    coords = torch.arange(3, dtype=images.dtype) - 1
+    kernel_1d = torch.exp(-coords**2 / (2 * sigma**2))
+    kernel = torch.outer(kernel_1d, kernel_1d)
+    kernel = (kernel / kernel.sum()).view(1, 1, 3, 3)
+    out = images.clone()
+    out[chosen] = F.conv2d(images[chosen], kernel, padding=1)
+    return out
+
+
+def vary_contrast(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random gamma and a little sensor noise, then back to [0, 1]."""
+    n = images.shape[0]
+    gamma = torch.exp(_uniform(n, -0.4, 0.4, generator)).view(n, 1, 1, 1)
+    noise_level = _uniform(n, 0.0, 0.04, generator).view(n, 1, 1, 1)
+    noise = torch.randn(images.shape, generator=generator) * noise_level
+    return (images.clamp(0, 1) ** gamma + noise).clamp(0, 1)
 
 
 def _gaussian_kernel(sigma: torch.Tensor, radius: int) -> torch.Tensor:
@@ -40,44 +87,6 @@ def blur_each(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return flat.view(n, c, h, w)
 
 
-def vary_stroke_width(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Pens from hairline to marker: each image moves continuously along
-    eroded - original - dilated 3x3 - dilated 5x5."""
-    n = images.shape[0]
-    dilated = F.max_pool2d(images, 3, stride=1, padding=1)
-    levels = torch.stack([-F.max_pool2d(-images, 3, stride=1, padding=1), images, dilated,
-                          F.max_pool2d(dilated, 3, stride=1, padding=1)])
-    width = _uniform(n, -0.6, 1.7, generator) + 1            # position along the 4 levels
-    lower = width.floor().long().clamp(0, 2)
-    fraction = (width - lower).view(n, 1, 1, 1)
-    index = torch.arange(n)
-    return levels[lower, index] * (1 - fraction) + levels[lower + 1, index] * fraction
-
-
-def distort(images: torch.Tensor, generator: torch.Generator, max_rotation_deg: float = 15.0,
-            scale: tuple[float, float] = (0.75, 0.95), max_shear_deg: float = 15.0,
-            elastic_share: float = 0.5) -> torch.Tensor:
-    """Rotation, slant (shear) and an elastic field on a share of the batch, resampled once.
-    The digit is shrunk rather than shifted or enlarged, so no stroke leaves the frame: the
-    final normalisation decides its size and place."""
-    n, _, h, w = images.shape
-    angle = torch.deg2rad(_uniform(n, -max_rotation_deg, max_rotation_deg, generator))
-    shear = math.tan(math.radians(max_shear_deg)) * _uniform(n, -1, 1, generator)
-    zoom = _uniform(n, *scale, generator)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    # affine_grid maps output to input coordinates, so this is the inverse transform.
-    theta = torch.stack([
-        torch.stack([cos, -sin + shear * cos, torch.zeros(n)], dim=1),
-        torch.stack([sin, cos + shear * sin, torch.zeros(n)], dim=1),
-    ], dim=1) / zoom.view(n, 1, 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    field = torch.rand(n, 2, h, w, generator=generator) * 2 - 1
-    field = blur_each(field, torch.full((n,), ELASTIC_SIGMA_PX)) * ELASTIC_ALPHA_PX
-    field *= (torch.rand(n, generator=generator) < elastic_share).view(n, 1, 1, 1)
-    grid = grid + field.permute(0, 2, 3, 1) * 2 / torch.tensor([w, h])
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 def low_resolution(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A round trip through an 8x8 to 16x16 image, enlarged again smoothly or blockily."""
     _, _, h, w = images.shape
@@ -85,15 +94,6 @@ def low_resolution(images: torch.Tensor, generator: torch.Generator) -> torch.Te
     small = F.interpolate(images, size=(side, side), mode="area")
     mode = "nearest" if torch.rand(1, generator=generator) < 0.3 else "bilinear"
     return F.interpolate(small, size=(h, w), mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
-
-
-def vary_contrast(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random gamma and a little sensor noise, then back to [0, 1]."""
-    n = images.shape[0]
-    gamma = torch.exp(_uniform(n, -0.4, 0.4, generator)).view(n, 1, 1, 1)
-    noise_level = _uniform(n, 0.0, 0.04, generator).view(n, 1, 1, 1)
-    noise = torch.randn(images.shape, generator=generator) * noise_level
-    return (images.clamp(0, 1) ** gamma + noise).clamp(0, 1)
 
 
 def _first_and_last(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,19 +134,36 @@ def normalise_like_serving(images: torch.Tensor, content_size: int) -> torch.Ten
     return torch.where(has_ink.view(n, 1, 1, 1), placed, images)
 
 
-def augment_batch(images: torch.Tensor, generator: torch.Generator, content_size: int = 20,
-                  photometric_share: float = 0.4, low_resolution_share: float = 0.15) -> torch.Tensor:
-    """Every image gets another pen and is moved, turned, slanted and maybe warped; a share is
-    also seen at low resolution, another share blurred or faded (never both: together they
-    leave too little of a digit to learn from); all are then normalised as serving does."""
+def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int) -> torch.Tensor:
+    """What other writers and devices do to a digit, one thing per image: a felt marker (a 5x5
+    dilation), an out-of-focus photo (blur of 1 to 1.8 px), a low-resolution source, or a fine
+    pen (a 3x3 erosion); then normalised as serving normalises every upload."""
     n = images.shape[0]
-    images = distort(vary_stroke_width(images, generator), generator)
-    degradation = torch.rand(n, generator=generator)
-    coarse = degradation < low_resolution_share
+    kind = torch.randint(0, 4, (n,), generator=generator)
+    out = images.clone()
+    bold = kind == 0
+    out[bold] = F.max_pool2d(images[bold], 5, stride=1, padding=2)
+    blurred = kind == 1
+    out[blurred] = blur_each(images[blurred], _uniform(int(blurred.sum()), 1.0, 1.8, generator))
+    coarse = kind == 2
     if coarse.any():
-        images[coarse] = low_resolution(images[coarse], generator)
-    chosen = (degradation >= low_resolution_share) & (degradation < low_resolution_share + photometric_share)
+        out[coarse] = low_resolution(images[coarse], generator)
+    fine = kind == 3
+    out[fine] = -F.max_pool2d(-images[fine], 3, stride=1, padding=1)
+    return normalise_like_serving(out, content_size)
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_share: float = 0.5,
+                  degraded_share: float = 0.0, content_size: int = 20) -> torch.Tensor:
+    """Every image is moved, turned and resized; a share of them also gets another pen, blur and
+    contrast, and another share (for fine-tuning on other hands) is degraded as `degrade` says."""
+    images = random_affine(images, generator)
+    chosen = torch.rand(images.shape[0], generator=generator) < photometric_share
     if chosen.any():
-        sigma = _uniform(int(chosen.sum()), 0.3, 1.3, generator)
-        images[chosen] = vary_contrast(blur_each(images[chosen], sigma), generator)
-    return normalise_like_serving(images, content_size)
+        images = images.clone()
+        images[chosen] = vary_contrast(soften(vary_stroke_width(images[chosen], generator), generator), generator)
+    degraded = torch.rand(images.shape[0], generator=generator) < degraded_share
+    if degraded.any():
+        images = images.clone()
+        images[degraded] = degrade(images[degraded], generator, content_size)
+    return images

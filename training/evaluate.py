@@ -85,7 +85,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
     with torch.enable_grad():
         optimiser.step(closure)
-    return round(float(log_t.exp()), 4)
+    return round(log_t.detach().exp().item(), 4)
 
 
 def scores(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> dict:

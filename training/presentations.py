@@ -19,6 +19,7 @@ from training.data import DEFAULT_CACHE, fetch_mnist, load_split
 CACHE = DEFAULT_CACHE.parent / "presentations"
 SET_SIZE = 1000            # uploads per kind; the MNIST test set itself is used whole
 SET_SEED = 2026
+SETS_VERSION = 2           # bump when a kind's generator changes, so cached sets are made anew
 
 # Pen strokes in a unit box (x right, y down), as a person draws them on a canvas.
 SEVEN = [[(0.18, 0.12), (0.82, 0.12), (0.62, 0.45), (0.42, 0.9)]]
@@ -163,9 +164,12 @@ def thin_pen_large_canvas(ink: np.ndarray, rng: np.random.Generator) -> bytes:
 
 
 def ballpoint_photo(ink: np.ndarray, rng: np.random.Generator) -> bytes:
-    """A blue ballpoint digit photographed under uneven light, with a shadow from a random side."""
-    thin = Image.fromarray(ink).filter(ImageFilter.MinFilter(3)) if rng.random() < 0.5 else Image.fromarray(ink)
-    photo = on_paper(np.asarray(thin), size=(1280, 960), box=(rng.uniform(0.2, 0.5), rng.uniform(0.15, 0.4), rng.uniform(0.3, 0.5)),
+    """A blue ballpoint digit photographed under uneven light, with a shadow from a random side.
+    A ballpoint draws an even, thin line: the digit's core at ten times its size, thinned there
+    (thinning the 28x28 digit itself would break its strokes apart)."""
+    core = Image.fromarray((enlarge(ink, 280, Image.Resampling.BILINEAR) > 0.5).astype(np.uint8) * 255)
+    line = np.asarray(core.filter(ImageFilter.MinFilter(int(rng.choice([3, 5, 7])))))
+    photo = on_paper(line, size=(1280, 960), box=(rng.uniform(0.2, 0.5), rng.uniform(0.15, 0.4), rng.uniform(0.3, 0.5)),
                      seed=int(rng.integers(1 << 30)), shadow=rng.uniform(0.3, 0.6), ink_rgb=(0.75, 0.6, 0.3),
                      light_angle=rng.uniform(0, 2 * math.pi))
     return encode(photo, "JPEG", quality=int(rng.integers(70, 92)))
@@ -198,7 +202,7 @@ def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
 def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE) -> tuple[list[bytes], np.ndarray]:
     """``size`` uploads of one kind (bytes) and their labels; seeded, cached after the first call."""
     size = size or (10000 if kind == "mnist-png" else SET_SIZE)
-    path = cache / f"{kind}-{size}-{SET_SEED}.npz"
+    path = cache / f"{kind}-{size}-{SET_SEED}-v{SETS_VERSION}.npz"
     if path.exists():
         stored = np.load(path)
         blob, ends = stored["blob"], stored["ends"]

@@ -25,13 +25,15 @@ from training.evaluate import MODEL_DIR, predict_all, evaluate_on_test_set
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=28)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.08, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--ema-decay", type=float, default=0.999)
-    parser.add_argument("--label-smoothing", type=float, default=0.0,
-                        help="0 keeps the probabilities honest; calibration fits a temperature afterwards")
+    parser.add_argument("--label-smoothing", type=float, default=0.05)
+    parser.add_argument("--degraded-share", type=float, default=0.0,
+                        help="share of each batch made bold, blurred or low-resolution (see training.augment.degrade)")
+    parser.add_argument("--init", type=Path, help="start from these weights (fine-tuning) instead of from scratch")
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke runs)")
     parser.add_argument("--seed", type=int, default=1)
@@ -47,7 +49,8 @@ def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, ge
     total_loss = correct = 0.0
     for start in range(0, len(order), args.batch_size):
         index = order[start:start + args.batch_size]
-        batch = augment_batch(images[index].float().unsqueeze(1) / 255.0, generator, spec.content_size)
+        batch = augment_batch(images[index].float().unsqueeze(1) / 255.0, generator,
+                              degraded_share=args.degraded_share, content_size=spec.content_size)
         logits = model(spec.normalise(batch))
         loss = F.cross_entropy(logits, labels[index], label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     val_images, val_labels = images[val_index], labels[val_index]
 
     model = DigitNet(num_classes=len(spec.labels))
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
