@@ -109,7 +109,8 @@ def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE) -> np.ndarray:
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
     if not has_alpha:
         return np.asarray(shrink(image.convert("L"), longest), dtype=np.float32) / 255.0
-    grey, alpha = image.convert("LA" if image.mode in ("RGBA", "LA") else "RGBA").convert("LA").split()
+    direct = image.mode in ("RGBA", "LA")                 # others (PA, P, RGBa, La) go through RGBA
+    grey, alpha = (image if direct else image.convert("RGBA")).convert("LA").split()
     if alpha.getextrema()[0] > 252:
         return np.asarray(shrink(grey, longest), dtype=np.float32) / 255.0
     # A canvas drawing is opaque strokes on a transparent ground: put the strokes on the opposite shade.
