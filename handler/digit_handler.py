@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -107,7 +108,7 @@ class DigitLensHandler(BaseHandler):
 
     def postprocess(self, data):
         prepared, result, explanations = data
-        responses, position, rendering = [], 0, 0.0
+        responses, position, rendering, answered = [], 0, 0.0, Counter()
         for index, item in enumerate(prepared):
             if isinstance(item, InputError):
                 responses.append(self._error_response(index, item))
@@ -121,10 +122,11 @@ class DigitLensHandler(BaseHandler):
                 response["charts"] = self._charts(probabilities, result, position, item.image.pixels)
             rendering += time.perf_counter() - started
             self.context.set_response_content_type(index, "application/json")
-            self.context.metrics.add_counter("PredictionsPerDigit", 1, None,
-                                             [Dimension("Digit", self.spec.labels[response["digit"]])])
+            answered[response["label"]] += 1
             responses.append(response)
             position += 1
+        for label, count in answered.items():      # one metric update per label and batch, not per request
+            self.context.metrics.add_counter("PredictionsPerDigit", count, None, [Dimension("Digit", label)])
         if rendering:
             self.context.metrics.add_time("RenderTime", round(rendering * 1000, 3), None, "ms")
         return responses
