@@ -11,21 +11,20 @@ import torch
 from PIL import Image
 from ts.torch_handler.base_handler import BaseHandler
 
-MEAN, STD, SIDE = 0.1307, 0.3081, 28
-
 
 class FloorHandler(BaseHandler):
     def initialize(self, context):
-        threads = context.model_yaml_config.get("handler", {}).get("threads", 0)
-        if threads:
-            torch.set_num_threads(threads)
+        section = context.model_yaml_config["handler"]     # the same model description Digit Lens reads
+        self.mean, self.std, self.side = section["mean"], section["std"], section["input_size"]
+        if section.get("threads"):
+            torch.set_num_threads(section["threads"])
         super().initialize(context)
 
     def preprocess(self, requests):
         images = []
         for row in requests:
-            image = Image.open(io.BytesIO(row.get("data") or row.get("body"))).convert("L").resize((SIDE, SIDE))
-            images.append((np.asarray(image, np.float32) / 255 - MEAN) / STD)
+            image = Image.open(io.BytesIO(row.get("data") or row.get("body"))).convert("L").resize((self.side, self.side))
+            images.append((np.asarray(image, np.float32) / 255 - self.mean) / self.std)
         return torch.from_numpy(np.stack(images)[:, None]).to(self.device)
 
     def postprocess(self, logits):

@@ -6,8 +6,9 @@
 The floor (`bench/floor_handler.py`: decode, greyscale, resize, forward, softmax) and Digit
 Lens are archived with the same weights and serving settings and run side by side on their
 own loopback ports. One closed-loop client (a keep-alive session per concurrent caller)
-measures both, interleaved: every round visits each concurrency for the floor, Digit Lens
-and Digit Lens with charts; the tables give the median of the rounds.
+measures both, interleaved: every round visits each concurrency for the floor, Digit Lens,
+Digit Lens with charts and Digit Lens explaining with its chart; the tables give the median
+of the rounds.
 """
 from __future__ import annotations
 

@@ -22,9 +22,6 @@ from captum.attr import IntegratedGradients
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-METHODS = ("integrated_gradients",)
-
-
 @dataclass(frozen=True)
 class Explanation:
     attributions: np.ndarray        # (N, H, W) float32, signed: positive pixels argue for the target

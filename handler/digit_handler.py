@@ -115,12 +115,13 @@ class DigitLensHandler(BaseHandler):
                 continue
             probabilities = result.probabilities[position]
             response = self._prediction(probabilities)
-            started = time.perf_counter()
-            if item.explain:
-                response.update(self._explanation(item, *explanations[position]))
-            elif item.charts:
-                response["charts"] = self._charts(probabilities, result, position, item.image.pixels)
-            rendering += time.perf_counter() - started
+            if item.explain or item.charts:
+                started = time.perf_counter()
+                if item.explain:
+                    response.update(self._explanation(item, *explanations[position]))
+                else:
+                    response["charts"] = self._charts(probabilities, result, position, item.image.pixels)
+                rendering += time.perf_counter() - started
             self.context.set_response_content_type(index, "application/json")
             answered[response["label"]] += 1
             responses.append(response)
