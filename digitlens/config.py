@@ -7,14 +7,17 @@ from pathlib import Path
 import yaml
 
 EXPLAIN_METHODS = ("integrated_gradients",)
+PREPROCESS_KINDS = ("digit", "photo")   # digitlens.preprocess.PREPARERS implements each
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    network: str
+    network: str                    # class name in network_file
+    network_file: str               # beside the YAML in model/, the --model-file of the archive
+    preprocess: str                 # how an upload becomes the network's input: one of PREPROCESS_KINDS
     labels: tuple[str, ...]
     input_size: int
-    content_size: int
+    content_size: int               # digit: the ink's longer side is scaled to this
     mean: float
     std: float
     ink: str
@@ -26,6 +29,8 @@ class ModelSpec:
     explain_steps: int = 32         # integration steps of Integrated Gradients
 
     def __post_init__(self):
+        if self.preprocess not in PREPROCESS_KINDS:
+            raise ValueError(f"preprocess must be one of {list(PREPROCESS_KINDS)}, not {self.preprocess!r}")
         if self.ink not in ("light", "dark"):
             raise ValueError(f"ink must be 'light' or 'dark', not {self.ink!r}")
         if not 0 < self.content_size <= self.input_size:
@@ -57,9 +62,11 @@ class ModelSpec:
     def from_mapping(cls, section: dict) -> "ModelSpec":
         return cls(
             network=section["network"],
+            network_file=section["network_file"],
+            preprocess=section["preprocess"],
             labels=tuple(str(label) for label in section["labels"]),
             input_size=int(section["input_size"]),
-            content_size=int(section["content_size"]),
+            content_size=int(section.get("content_size", section["input_size"])),
             mean=float(section["mean"]),
             std=float(section["std"]),
             ink=section["ink"],

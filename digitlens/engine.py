@@ -1,11 +1,27 @@
 """Batched inference that also records what the chosen layers saw."""
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+
+def load_network(network_file: Path, class_name: str, num_classes: int, weights: Path | None = None) -> nn.Module:
+    """An instance of ``class_name`` from the Python file ``network_file`` (not an installed
+    module: an archive carries it as its --model-file), with ``weights`` loaded if given."""
+    module_spec = importlib.util.spec_from_file_location(f"network_{Path(network_file).stem}", network_file)
+    if module_spec is None:
+        raise FileNotFoundError(f"{network_file} is not a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    network = getattr(module, class_name)(num_classes=num_classes)
+    if weights is not None:
+        network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return network
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,16 @@
-"""Turn whatever a person uploads into the 28x28 image an MNIST-style network expects.
+"""Turn whatever a person uploads into the small square image a network expects.
 
-The steps follow how the MNIST set itself was made: the ink is size-normalised to fit a
-20x20 box keeping its aspect ratio, then placed in the 28x28 frame so that its centre of
-mass sits at the centre. Before that, real images need work MNIST never needed: EXIF
-rotation, transparency, dark ink on light paper, an uneven or grey background.
+A model's YAML names one of two ways (`preprocess:`), each following how its training set
+was made; `prepare` picks it:
+
+- ``digit`` (MNIST): the ink is size-normalised to fit a 20x20 box keeping its aspect
+  ratio, then placed in the 28x28 frame so that its centre of mass sits at the centre.
+  Before that, real images need work MNIST never needed: EXIF rotation, transparency,
+  dark ink on light paper, an uneven or grey background.
+- ``photo`` (Fashion-MNIST, made from catalogue photos): the product is trimmed from its
+  ground, its longer side scaled to the input size, the shorter padded to a square with
+  the ground, and the levels set so the ground is black (a light ground is negated). No
+  ink, no centre of mass.
 """
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ BLANK_CONTRAST = 0.08       # ink must differ from the background by this fracti
 NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
 INK_PERCENTILE = 90         # the ink's level: this percentile of the pixels brighter than the background
 BACKGROUND_THUMBNAIL = 48   # longer side of the thumbnail the background is estimated on
+TRIM_TOLERANCE = 0.05      # photo: rows and columns within this of the ground's shade are trimmed ...
+FILLS_FRAME = 0.9          # ... unless the object already spans this share of the image's longer side
 MIN_PAPER_BRIGHTNESS = 0.1  # darker paper is not brightened further (noise would become ink)
 UNEVEN_BORDER = 0.04        # flatten when the page's border varies more than this (see background_is_uneven)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
@@ -99,9 +108,10 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise InputError(f"the image data is truncated or corrupt: {exc}", 400, "corrupt_image") from exc
 
 
-def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE) -> np.ndarray:
+def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE, ground: int | None = None) -> np.ndarray:
     """Float greyscale in [0, 1], shrunk so the longer side is at most ``longest`` (in Pillow,
-    before any float work), transparency composited onto a ground that contrasts with the ink."""
+    before any float work), transparency composited onto ``ground`` (0-255) or, if None,
+    onto the shade that contrasts with the strokes."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         grey = shrink(image.convert("F"), longest)
         peak = 65535.0 if np.asarray(image.getextrema()).max() > 255 else 255.0
@@ -113,6 +123,9 @@ def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE) -> np.ndarray:
     grey, alpha = (image if direct else image.convert("RGBA")).convert("LA").split()
     if alpha.getextrema()[0] > 252:
         return np.asarray(shrink(grey, longest), dtype=np.float32) / 255.0
+    if ground is not None:
+        return np.asarray(shrink(Image.composite(grey, Image.new("L", grey.size, ground), alpha), longest),
+                          dtype=np.float32) / 255.0
     # A canvas drawing is opaque strokes on a transparent ground: put the strokes on the opposite shade.
     # Which shade is a yes/no question, so every 4th pixel each way answers it.
     sample_grey = np.asarray(grey)[::4, ::4].astype(np.float32)
@@ -284,12 +297,66 @@ def center_by_mass(ink: np.ndarray, size: int) -> np.ndarray:
     return frame
 
 
-def prepare(data: bytes, spec: ModelSpec) -> PreparedImage:
-    """Image bytes in, the network's input out; raises InputError for anything unusable."""
+def trim_to_content(grey: np.ndarray, ground: float) -> np.ndarray:
+    """Cut off the rows and columns at the edges that are all within TRIM_TOLERANCE of ``ground``.
+    An object that (nearly) fills the frame is left as it is: trimming a pixel or two would only
+    shift and rescale it (a Fashion-MNIST image itself stays exactly as it is)."""
+    content = np.abs(grey - ground) > TRIM_TOLERANCE
+    rows = np.flatnonzero(content.any(axis=1))
+    cols = np.flatnonzero(content.any(axis=0))
+    if rows.size == 0:
+        raise InputError("nothing found: the image is one flat shade", 422, "blank")
+    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    if extent >= FILLS_FRAME * max(grey.shape):
+        return grey
+    return grey[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def pad_to_square(grey: np.ndarray, side: int, ground: float) -> np.ndarray:
+    """Centre ``grey`` in a side x side square filled with ``ground``."""
+    height, width = grey.shape
+    top, left = (side - height) // 2, (side - width) // 2
+    square = np.full((side, side), ground, dtype=np.float32)
+    square[top:top + height, left:left + width] = grey
+    return square
+
+
+def prepare_digit(data: bytes, spec: ModelSpec) -> PreparedImage:
+    """A drawn, photographed or scanned digit as MNIST presents one."""
     grey = to_greyscale(open_image(data, spec.max_pixels))
     ink = crop_to_ink(isolate_ink(flatten_background(make_ink_light(grey))))
     frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
-    network_input = frame if spec.ink == "light" else 1.0 - frame
+    return as_network_input(frame, spec)
+
+
+def prepare_photo(data: bytes, spec: ModelSpec) -> PreparedImage:
+    """A photo of one object as Fashion-MNIST presents one. A transparent ground (a cut-out)
+    is white, as in a catalogue."""
+    grey = to_greyscale(open_image(data, spec.max_pixels), ground=255)
+    ground = border_median(grey)
+    square = pad_to_square(fit_longer_side(trim_to_content(grey, ground), spec.input_size), spec.input_size, ground)
+    return as_network_input(ground_to_black(square, ground), spec)
+
+
+def ground_to_black(grey: np.ndarray, ground: float) -> np.ndarray:
+    """Levels that take the ground to 0 and the shade farthest from it to 1: a product on white
+    is negated, one on black kept, and a grey or tinted ground becomes the training set's black."""
+    if ground > 0.5:
+        return np.clip((ground - grey) / ground, 0, 1)
+    return np.clip((grey - ground) / (1 - ground), 0, 1)
+
+
+def as_network_input(light_on_dark: np.ndarray, spec: ModelSpec) -> PreparedImage:
+    network_input = light_on_dark if spec.ink == "light" else 1.0 - light_on_dark
     pixels = np.round(network_input * 255).astype(np.uint8)
     tensor = spec.normalise(network_input).astype(np.float32)[None]
     return PreparedImage(tensor=tensor, pixels=pixels)
+
+
+PREPARERS = {"digit": prepare_digit, "photo": prepare_photo}    # the names of config.PREPROCESS_KINDS
+
+
+def prepare(data: bytes, spec: ModelSpec) -> PreparedImage:
+    """Image bytes in, the network's input out, the way the model's YAML names (`preprocess:`);
+    raises InputError for anything unusable."""
+    return PREPARERS[spec.preprocess](data, spec)

@@ -1,5 +1,8 @@
 """TorchServe adapter for Digit Lens: requests in, JSON out; the work is in `digitlens`.
 
+Every model is served by this handler unchanged: what differs (network, labels,
+preprocessing, normalisation, hooked layers) comes from the model's YAML in its archive.
+
 Each stage takes and returns a whole batch, and each request is answered as it asked: a
 prediction (`/predictions/...`), or an explanation (`/explanations/...`, which TorchServe
 marks with the header `explain: True`), with charts if it sent `X-Charts: 1`. A batch may
@@ -7,7 +10,6 @@ mix them. A request that cannot be used (not an image, too big, blank, an unknow
 `X-Target`) becomes an error entry for that request alone, answered with its own 4xx
 status and JSON body, while the rest of the batch is answered as usual.
 """
-import importlib.util
 import json
 import logging
 import os
@@ -20,7 +22,7 @@ from ts.metrics.dimension import Dimension
 from ts.torch_handler.base_handler import BaseHandler
 
 from digitlens.config import ModelSpec
-from digitlens.engine import InferenceEngine
+from digitlens.engine import InferenceEngine, load_network
 from digitlens.explain import Explainer
 from digitlens.job import Job
 from digitlens.preprocess import InputError, body_bytes, prepare
@@ -43,22 +45,14 @@ class DigitLensHandler(BaseHandler):
             self.device = torch.device(f"cuda:{properties['gpu_id']}")
         else:
             self.device = torch.device("cpu")
-        network = self._load_network(os.path.join(model_dir, manifest["modelFile"]),
-                                     os.path.join(model_dir, manifest["serializedFile"]))
+        network = load_network(os.path.join(model_dir, manifest["modelFile"]), self.spec.network,
+                               len(self.spec.labels), os.path.join(model_dir, manifest["serializedFile"]))
         self.engine = InferenceEngine(network, self.spec.visualise_layers, self.device, self.spec.temperature)
         self.explainer = Explainer(self.engine.model, self.spec.blank_value, self.spec.explain_steps, self.device)
         self.chart = ProbabilityChart(self.spec.labels)
         self.model_info = {"name": context.model_name, "version": manifest.get("modelVersion")}
         self.initialized = True
         logger.info("Digit Lens model %s loaded on %s", self.model_info, self.device)
-
-    def _load_network(self, model_file: str, weights_file: str) -> torch.nn.Module:
-        module_spec = importlib.util.spec_from_file_location("digitlens_network", model_file)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        network = getattr(module, self.spec.network)(num_classes=len(self.spec.labels))
-        network.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
-        return network
 
     def preprocess(self, requests):
         """Each request's image and what it asked for, or the InputError it raised."""

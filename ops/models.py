@@ -3,16 +3,17 @@
     python -m ops.models list
     python -m ops.models release 2.0 [--weights W]   # archive, register beside the default, warm up, promote
     python -m ops.models register 2.0                # only archive and register (no traffic yet)
-    python -m ops.models smoke 2.0                   # warm-up: every sample seven on /predictions/mnist/2.0
+    python -m ops.models smoke 2.0                   # warm-up: every sample on /predictions/mnist/2.0
     python -m ops.models promote 2.0                 # make 2.0 the default version
     python -m ops.models rollback [--to 1.0]         # back to the previous (or given) version
     python -m ops.models retire 1.0 [1.1 ...]        # drain, then unregister versions that are not the default
+    python -m ops.models --model fashion release 2.0 # the same for another model (default: mnist)
 
 Archives are written to the model store and registered by file name, so TorchServe only
 ever loads models from its own store. Set --management for a server that is not on :8081.
 
-No request is lost in a release. A new version answers every sample (canvas, photo and
-scan, with and without charts) before it becomes the default, so its worker's slow first
+No request is lost in a release. A new version answers every sample the model's YAML lists
+(`samples:`, each with the label it must get; with and without charts) before it becomes the default, so its worker's slow first
 batches are not paid by users. TorchServe's unregister kills a worker together with
 whatever it is inferring, so `retire` first drains the version: it waits until its job
 queue is empty and then sends a probe through that queue; the probe is answered only after
@@ -26,12 +27,21 @@ import time
 from pathlib import Path
 
 import requests
+import yaml
 
-from ops.archive import DEFAULT_STORE, REPO_ROOT, archive_name, build_archive
+from ops.archive import DEFAULT_STORE, MODEL_DIR, REPO_ROOT, archive_name, build_archive, model_files
 
-SAMPLES = {path.name: path.read_bytes() for path in sorted((REPO_ROOT / "samples").glob("seven-*"))}
-SAMPLE_DIGIT = 7
 WARM_UP_ROUNDS = 2          # each sample, plain and charted, this many times
+
+
+def smoke_samples(name: str, model_dir: Path = MODEL_DIR) -> dict[str, tuple[bytes, str]]:
+    """The `samples:` of model/<name>.yaml: file name -> (bytes, the label it must get)."""
+    config, _, _ = model_files(name, model_dir)
+    with open(config) as f:
+        listed = yaml.safe_load(f).get("samples") or {}
+    if not listed:
+        raise VersionError(f"{config} lists no `samples:`; a version cannot be checked before it takes traffic")
+    return {Path(path).name: ((REPO_ROOT / path).read_bytes(), str(label)) for path, label in listed.items()}
 
 
 class VersionError(RuntimeError):
@@ -48,6 +58,7 @@ class ModelVersions:
         self.inference = inference_url.rstrip("/")
         self.name = name
         self.timeout = timeout
+        self.samples = smoke_samples(name)
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
         response = requests.request(method, f"{self.management}{path}", timeout=self.timeout, **kwargs)
@@ -76,21 +87,22 @@ class ModelVersions:
 
     def _predict_sample(self, version: str, name: str, charts: bool) -> dict:
         headers = {"Content-Type": "application/octet-stream", **({"X-Charts": "1"} if charts else {})}
-        response = requests.post(f"{self.inference}/predictions/{self.name}/{version}", data=SAMPLES[name],
+        body, label = self.samples[name]
+        response = requests.post(f"{self.inference}/predictions/{self.name}/{version}", data=body,
                                  headers=headers, timeout=self.timeout)
         if not response.ok:
             raise VersionError(f"{self.name} {version} answered {name} with {response.status_code}: {response.text}")
         result = response.json()
-        if result.get("digit") != SAMPLE_DIGIT or result.get("model", {}).get("version") != version \
+        if result.get("label") != label or result.get("model", {}).get("version") != version \
                 or charts != ("charts" in result):
             raise VersionError(f"{self.name} {version} failed the smoke test on {name}: "
                                f"{ {k: v for k, v in result.items() if k != 'charts'} }")
         return result
 
     def smoke(self, version: str, rounds: int = WARM_UP_ROUNDS) -> dict:
-        """Warm the version up on every sample, plain and charted; each must come back a 7."""
+        """Warm the version up on every sample, plain and charted; each must get its label."""
         for _ in range(rounds):
-            for name in SAMPLES:
+            for name in self.samples:
                 for charts in (False, True):
                     result = self._predict_sample(version, name, charts)
         return {k: v for k, v in result.items() if k != "charts"}
@@ -103,7 +115,7 @@ class ModelVersions:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.pending(version) == 0:
-                self._predict_sample(version, next(iter(SAMPLES)), charts=False)
+                self._predict_sample(version, next(iter(self.samples)), charts=False)
                 if self.pending(version) == 0:
                     return
             time.sleep(0.05)
@@ -133,47 +145,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--management", default="http://127.0.0.1:8081")
     parser.add_argument("--inference", default="http://127.0.0.1:8080")
-    parser.add_argument("--name", default="mnist")
+    parser.add_argument("--model", default="mnist", help="model name: /predictions/<model>, model/<model>.yaml")
     parser.add_argument("--store", type=Path, default=DEFAULT_STORE)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list")
     for command in ("release", "register"):
         sub = commands.add_parser(command)
         sub.add_argument("version")
-        sub.add_argument("--weights", type=Path, default=REPO_ROOT / "model" / "mnist.pt")
-        sub.add_argument("--config", type=Path, default=REPO_ROOT / "model" / "mnist.yaml")
-        sub.add_argument("--model-file", type=Path, default=REPO_ROOT / "model" / "network.py")
+        sub.add_argument("--weights", type=Path, help="instead of model/<model>.pt (the YAML and network file stay)")
     for command in ("smoke", "promote"):
         commands.add_parser(command).add_argument("version")
     commands.add_parser("rollback").add_argument("--to")
     commands.add_parser("retire").add_argument("versions", nargs="+")
     args = parser.parse_args(argv)
 
-    models = ModelVersions(args.management, args.inference, args.name)
     try:
+        models = ModelVersions(args.management, args.inference, args.model)
         if args.command == "list":
             default = models.default()
             for version in models.versions():
                 print(f"{version}{'  (default)' if version == default else ''}")
         elif args.command in ("release", "register"):
-            build_archive(args.name, args.version, args.weights, args.config, args.model_file, args.store)
+            config, weights, model_file = model_files(args.model)
+            build_archive(args.model, args.version, args.weights or weights, config, model_file, args.store)
             models.register(args.version)
-            print(f"registered {args.name} {args.version}")
+            print(f"registered {args.model} {args.version}")
             if args.command == "release":
                 models.smoke(args.version)
                 models.promote(args.version)
-                print(f"{args.name} {args.version} answered every sample and is now the default")
+                print(f"{args.model} {args.version} answered every sample and is now the default")
         elif args.command == "smoke":
             print(models.smoke(args.version))
         elif args.command == "promote":
             models.promote(args.version)
-            print(f"{args.name} {args.version} is now the default")
+            print(f"{args.model} {args.version} is now the default")
         elif args.command == "rollback":
-            print(f"{args.name} {models.rollback(args.to)} is now the default")
+            print(f"{args.model} {models.rollback(args.to)} is now the default")
         elif args.command == "retire":
             for version in args.versions:
                 models.retire(version)
-                print(f"retired {args.name} {version}")
+                print(f"retired {args.model} {version}")
     except (VersionError, requests.RequestException, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

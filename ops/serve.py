@@ -1,6 +1,7 @@
 """Run TorchServe (and the web page) locally, in the foreground, until Ctrl-C or SIGTERM.
 
-    python -m ops.serve                  # inference :8080, management :8081, metrics :8082, page :8000
+    python -m ops.serve --model mnist=mnist-1.0.mar --model fashion=fashion-1.0.mar
+                                         # inference :8080, management :8081, metrics :8082, page :8000
     python -m ops.serve --stop           # stop the one started above
 
 `TorchServe` is also what the tests use to start real servers on their own ports.
@@ -131,19 +132,29 @@ class TorchServe:
                 time.sleep(0.2)
 
 
-def serve_page(port: int, api_base: str) -> ThreadingHTTPServer:
-    """Serve web/ on 127.0.0.1:port, telling the page where the inference API is."""
+def serve_page(port: int, api_base: str, catalogue: Path) -> ThreadingHTTPServer:
+    """Serve web/ on 127.0.0.1:port, telling the page where the inference API is and which
+    models are served (``catalogue``, the model store's models.json, at /models.json)."""
     class PageHandler(SimpleHTTPRequestHandler):
         def do_GET(self):
-            if self.path.split("?")[0] == "/config.js":
-                body = f'window.DIGIT_LENS_API = "{api_base}";\n'.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/javascript")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            super().do_GET()
+            path = self.path.split("?")[0]
+            if path == "/config.js":
+                self._answer(f'window.DIGIT_LENS_API = "{api_base}";\n'.encode(), "text/javascript")
+            elif path == "/models.json":
+                try:
+                    self._answer(catalogue.read_bytes(), "application/json")
+                except FileNotFoundError:
+                    self.send_error(404, f"{catalogue} does not exist: build the archives (make mar)")
+            else:
+                super().do_GET()
+
+        def _answer(self, body: bytes, content_type: str):
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
@@ -176,12 +187,13 @@ def stop_running() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stop", action="store_true", help="stop a running `make serve`")
-    parser.add_argument("--model", default="mnist", help="model name served at /predictions/<model>")
-    parser.add_argument("--archive", default="mnist-1.0.mar", help="archive in the model store")
+    parser.add_argument("--model", action="append", metavar="NAME=ARCHIVE",
+                        help="serve the store's ARCHIVE at /predictions/NAME (repeatable; default mnist=mnist-1.0.mar)")
     parser.add_argument("--page-port", type=int, default=8000)
     args = parser.parse_args(argv)
     if args.stop:
         return stop_running()
+    models = dict(entry.split("=", 1) for entry in args.model or ["mnist=mnist-1.0.mar"])
 
     RUN_DIR.mkdir(exist_ok=True)
     if PID_FILE.exists():
@@ -194,17 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
     PID_FILE.write_text(str(os.getpid()))
-    server = TorchServe(REPO_ROOT / "model_store", {args.model: args.archive}, RUN_DIR)
+    store = REPO_ROOT / "model_store"
+    server = TorchServe(store, models, RUN_DIR)
     page = None
     try:
         try:
             server.start()
-            page = serve_page(args.page_port, server.inference_url)
+            page = serve_page(args.page_port, server.inference_url, store / "models.json")
         except (RuntimeError, TimeoutError, OSError) as error:    # e.g. a port already in use
             print(f"error: Digit Lens did not start: {error}", file=sys.stderr)
             return 1
         print(f"Digit Lens is up: page http://127.0.0.1:{args.page_port}  "
-              f"predictions {server.inference_url}/predictions/{args.model}  "
+              f"predictions {', '.join(f'{server.inference_url}/predictions/{name}' for name in models)}  "
               f"management {server.management_url}  metrics {server.metrics_url}/metrics\n"
               f"Ctrl-C stops it.", flush=True)
         while not stopping.wait(1):

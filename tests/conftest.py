@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from digitlens.config import ModelSpec
-from ops.archive import build_archive
+from ops.archive import build_archive, model_files
 from ops.serve import REPO_ROOT, TorchServe, free_port
 
 MODEL_DIR = REPO_ROOT / "model"
@@ -23,9 +23,20 @@ def spec() -> ModelSpec:
 
 
 @pytest.fixture(scope="session")
+def fashion_spec() -> ModelSpec:
+    return ModelSpec.from_yaml(MODEL_DIR / "fashion.yaml")
+
+
+MODELS = ("mnist", "fashion")
+
+
+@pytest.fixture(scope="session")
 def model_store(tmp_path_factory) -> Path:
+    """Version 1.0 of every model, archived as `make mar` does (and its models.json)."""
     store = tmp_path_factory.mktemp("model_store")
-    build_archive("mnist", "1.0", MODEL_DIR / "mnist.pt", MODEL_DIR / "mnist.yaml", MODEL_DIR / "network.py", store)
+    for name in MODELS:
+        config, weights, network_file = model_files(name)
+        build_archive(name, "1.0", weights, config, network_file, store)
     return store
 
 
@@ -39,7 +50,8 @@ def start_torchserve(store: Path, work_dir: Path, models: dict[str, str]) -> Tor
 
 @pytest.fixture(scope="session")
 def torchserve(model_store, tmp_path_factory):
-    """A real TorchServe serving the committed model as `mnist`, shared by the tests that only predict."""
-    server = start_torchserve(model_store, tmp_path_factory.mktemp("torchserve"), {"mnist": "mnist-1.0.mar"})
+    """A real TorchServe serving the committed models as `make serve` does, shared by the tests that only predict."""
+    server = start_torchserve(model_store, tmp_path_factory.mktemp("torchserve"),
+                              {name: f"{name}-1.0.mar" for name in MODELS})
     yield server
     server.stop()

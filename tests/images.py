@@ -9,12 +9,12 @@ from PIL import Image
 
 from training.presentations import (SEVEN, THREE, as_canvas_png, as_photo_jpeg, as_scan,  # noqa: F401
                                     as_shadowed_photo_jpeg, draw_strokes, encode, off_centre_small, on_paper)
-from training.presentations import mnist_test_set as _load_test_set
+from training.presentations import load_test_set
 
 
 @lru_cache(maxsize=1)
 def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
-    return _load_test_set()
+    return load_test_set("mnist")
 
 
 def mnist_digit(index: int) -> tuple[np.ndarray, int]:

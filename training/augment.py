@@ -1,10 +1,13 @@
-"""Batch augmentations that make MNIST look like what people upload.
+"""Batch augmentations, chosen by name in a model's YAML (`training: augment:`).
 
-Everything works on a float batch (N, 1, H, W) in [0, 1], light ink on black, in one
-pass over the batch: pens of other widths, slanted and rotated handwriting, digits
-that are not quite centred or sized, soft photos and faded ink.
+Everything works on a float batch (N, 1, H, W) in [0, 1], light on black, in one pass
+over the batch. ``handwriting`` makes MNIST look like what people upload: pens of other
+widths, slanted and rotated handwriting, digits that are not quite centred or sized,
+soft photos and faded ink. ``garments`` is the standard recipe for product photos:
+mirror images, small shifts and zooms, and a patch hidden here and there.
 """
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -167,3 +170,45 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_
         images = images.clone()
         images[degraded] = degrade(images[degraded], generator, content_size)
     return images
+
+
+def flip_horizontally(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror half of the batch: a left shoe is still a shoe."""
+    chosen = torch.rand(images.shape[0], generator=generator) < 0.5
+    return torch.where(chosen.view(-1, 1, 1, 1), images.flip(3), images)
+
+
+def erase_patches(images: torch.Tensor, generator: torch.Generator, probability: float = 0.5,
+                  area: tuple[float, float] = (0.02, 0.2)) -> torch.Tensor:
+    """Random erasing: blank a rectangle of 2-20 % of the image in some of the batch, so
+    the network cannot lean on one detail (a collar, a heel) alone."""
+    n, _, h, w = images.shape
+    chosen = torch.rand(n, generator=generator) < probability
+    share = _uniform(n, *area, generator)
+    aspect = torch.exp(_uniform(n, math.log(0.3), math.log(3.3), generator))
+    height = (share * h * w * aspect).sqrt().clamp(1, h)
+    width = (share * h * w / aspect).sqrt().clamp(1, w)
+    top = torch.rand(n, generator=generator) * (h - height)
+    left = torch.rand(n, generator=generator) * (w - width)
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + height).view(n, 1, 1))
+              & (cols >= left.view(n, 1, 1)) & (cols < (left + width).view(n, 1, 1)))
+    return images.masked_fill((inside & chosen.view(n, 1, 1)).unsqueeze(1), 0.0)
+
+
+def augment_garments(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    images = random_affine(images, generator, max_rotation_deg=4.0, scale=(0.92, 1.08), max_shear_deg=0.0,
+                           max_shift_px=2.0)
+    return erase_patches(flip_horizontally(images, generator), generator)
+
+
+def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20):
+    """The augmentation a model's YAML names, as a function of (images, generator)."""
+    if name == "handwriting":
+        return partial(augment_batch, degraded_share=degraded_share, content_size=content_size)
+    if name == "garments":
+        if degraded_share:
+            raise ValueError("--degraded-share applies to handwriting only")
+        return augment_garments
+    raise ValueError(f"unknown augmentation {name!r}; known: handwriting, garments")

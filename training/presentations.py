@@ -1,9 +1,10 @@
-"""MNIST test digits presented the way people and devices send them, as encoded image files.
+"""Test images presented the way people and devices send them, as encoded image files.
 
-Each kind turns a test digit (uint8 28x28, light ink on black) into the bytes of an upload.
-`presentation_set` builds 1,000 of one kind from a seeded choice of test digits and caches
-them under `.cache/presentations/` (git-ignored), so the report, the tests and the
-benchmarks read the same files.
+Each kind turns a test image (uint8 28x28, light on black) into the bytes of an upload:
+`KINDS` are MNIST digits drawn, photographed and scanned, `GARMENT_KINDS` Fashion-MNIST
+products photographed or cut out. `presentation_set` builds 1,000 of one kind from a
+seeded choice of test images and caches them under `.cache/presentations/` (git-ignored),
+so the report, the tests and the benchmarks read the same files.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from training.data import DEFAULT_CACHE, fetch_mnist, load_split
+from training.data import DEFAULT_CACHE, fetch_dataset, load_split
 
 CACHE = DEFAULT_CACHE.parent / "presentations"
 SET_SIZE = 1000            # uploads per kind; the MNIST test set itself is used whole
@@ -194,23 +195,58 @@ KINDS = {
 }
 
 
-def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
-    images, labels = load_split(fetch_mnist(DEFAULT_CACHE), "t10k")
+def product_photo(product: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A catalogue photo: the product dark on a white or light grey ground (Fashion-MNIST is its
+    negative), 3-10 times larger, with a margin of 5-40 % and an off-square frame, tinted, as JPEG."""
+    side = int(rng.integers(84, 280))
+    shade = enlarge(255 - product, side)                       # back to a product on white
+    ground = rng.uniform(0.93, 1.0)
+    margin_x, margin_y = (int(side * rng.uniform(0.05, 0.4)) for _ in range(2))
+    page = np.full((side + 2 * margin_y, side + 2 * margin_x), ground, np.float32)
+    page[margin_y:margin_y + side, margin_x:margin_x + side] = np.minimum(shade, ground)
+    page += rng.normal(0, 0.01, page.shape)
+    tint = np.asarray([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.85, 1.0)], np.float32)
+    rgb = np.clip(page[..., None] * tint * 255, 0, 255).astype(np.uint8)
+    return encode(Image.fromarray(rgb), "JPEG", quality=int(rng.integers(75, 93)))
+
+
+def product_cutout(product: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A cut-out product PNG: the product's shades on a transparent ground, larger, off-square."""
+    side = int(rng.integers(56, 200))
+    shade = Image.fromarray(255 - product).resize((side, side), Image.Resampling.BICUBIC)
+    mask = Image.fromarray(np.where(product > 0, 255, 0).astype(np.uint8)).resize((side, side), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGBA", (side + int(rng.integers(0, side // 2)), side), (0, 0, 0, 0))
+    canvas.paste(shade.convert("RGBA"), ((canvas.width - side) // 2, 0), mask)
+    return encode(canvas, "PNG")
+
+
+GARMENT_KINDS = {
+    "fashion-png": _seeded(as_mnist_png),
+    "product-photo": product_photo,
+    "product-cutout": product_cutout,
+}
+KINDS_OF_DATASET = {"mnist": KINDS, "fashion-mnist": GARMENT_KINDS}
+WHOLE_TEST_SETS = ("mnist-png", "fashion-png")    # used whole, 10,000 images
+
+
+def load_test_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = load_split(fetch_dataset(dataset), "t10k")
     return images.numpy(), labels.numpy()
 
 
 def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE) -> tuple[list[bytes], np.ndarray]:
     """``size`` uploads of one kind (bytes) and their labels; seeded, cached after the first call."""
-    size = size or (10000 if kind == "mnist-png" else SET_SIZE)
+    size = size or (10000 if kind in WHOLE_TEST_SETS else SET_SIZE)
     path = cache / f"{kind}-{size}-{SET_SEED}-v{SETS_VERSION}.npz"
     if path.exists():
         stored = np.load(path)
         blob, ends = stored["blob"], stored["ends"]
         return [blob[start:end].tobytes() for start, end in zip(np.r_[0, ends[:-1]], ends)], stored["labels"]
-    images, labels = mnist_test_set()
-    rng = np.random.default_rng([SET_SEED, sorted(KINDS).index(kind)])
+    dataset, kinds = next((d, k) for d, k in KINDS_OF_DATASET.items() if kind in k)
+    images, labels = load_test_set(dataset)
+    rng = np.random.default_rng([SET_SEED, sorted(kinds).index(kind)])
     chosen = rng.choice(len(images), size, replace=False)
-    bodies = [KINDS[kind](images[i], rng) for i in chosen]
+    bodies = [kinds[kind](images[i], rng) for i in chosen]
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, blob=np.frombuffer(b"".join(bodies), np.uint8), ends=np.cumsum([len(b) for b in bodies]),
              labels=labels[chosen])

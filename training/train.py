@@ -1,7 +1,12 @@
-"""Train DigitNet on MNIST with augmentation aimed at real uploads.
+"""Train a model described by a YAML in model/ (its network, data set and augmentation).
 
-    python -m training.train                      # the full run behind model/mnist.pt
+    python -m training.train --config model/mnist.yaml      # the base run behind model/mnist.pt
+    python -m training.train --config model/fashion.yaml    # model/fashion.pt
     python -m training.train --epochs 1 --limit 2000 --out /tmp/smoke   # a quick smoke run
+
+The YAML's `training` section sets the data set, augmentation, epochs, learning rate and
+label smoothing; flags override them. Weights and report go to <out>/<name>.pt and
+<out>/<name>-report.json, <name> being the YAML's file name.
 """
 from __future__ import annotations
 
@@ -14,43 +19,52 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitlens.config import ModelSpec
-from model.network import DigitNet
-from training.augment import augment_batch
-from training.data import DEFAULT_CACHE, MNIST_SHA256, fetch_mnist, load_split
-from training.evaluate import MODEL_DIR, predict_all, evaluate_on_test_set
+from digitlens.engine import load_network
+from training.augment import augmenter
+from training.data import DATASET_SHA256, fetch_dataset, load_split
+from training.evaluate import MODEL_DIR, evaluate_on_test_set, predict_all, validation_split_index
+
+DEFAULTS = {"epochs": 28, "lr": 0.08, "label_smoothing": 0.05}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=28)
+    parser.add_argument("--config", type=Path, default=MODEL_DIR / "mnist.yaml")
+    parser.add_argument("--epochs", type=int, help=f"default: the YAML's, else {DEFAULTS['epochs']}")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.08, help="peak learning rate of the one-cycle schedule")
+    parser.add_argument("--lr", type=float, help="peak learning rate of the one-cycle schedule")
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--ema-decay", type=float, default=0.999)
-    parser.add_argument("--label-smoothing", type=float, default=0.05)
+    parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--degraded-share", type=float, default=0.0,
-                        help="share of each batch made bold, blurred or low-resolution (see training.augment.degrade)")
+                        help="share of each batch made bold, blurred or low-resolution (handwriting only; "
+                             "see training.augment.degrade)")
     parser.add_argument("--init", type=Path, help="start from these weights (fine-tuning) instead of from scratch")
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke runs)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--config", type=Path, default=MODEL_DIR / "mnist.yaml")
-    parser.add_argument("--data", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for mnist.pt and mnist-report.json")
-    return parser.parse_args(argv)
+    parser.add_argument("--data", type=Path, help="folder of the data set's IDX files (default: where training.data keeps it)")
+    parser.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for <name>.pt and <name>-report.json")
+    args = parser.parse_args(argv)
+    with open(args.config) as f:
+        args.training = yaml.safe_load(f).get("training", {})
+    for key, default in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, args.training.get(key, default))
+    return args
 
 
-def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, generator) -> tuple[float, float]:
+def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator) -> tuple[float, float]:
     model.train()
     order = torch.randperm(len(images), generator=generator)
     total_loss = correct = 0.0
     for start in range(0, len(order), args.batch_size):
         index = order[start:start + args.batch_size]
-        batch = augment_batch(images[index].float().unsqueeze(1) / 255.0, generator,
-                              degraded_share=args.degraded_share, content_size=spec.content_size)
+        batch = augment(images[index].float().unsqueeze(1) / 255.0, generator)
         logits = model(spec.normalise(batch))
         loss = F.cross_entropy(logits, labels[index], label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -68,18 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     spec = ModelSpec.from_yaml(args.config)
+    name = args.config.stem
+    dataset = args.training.get("data", "mnist")
+    augment = augmenter(args.training.get("augment", "handwriting"), args.degraded_share, spec.content_size)
 
-    images, labels = load_split(fetch_mnist(args.data), "train")
-    split = torch.randperm(len(images), generator=generator)
-    val_index, train_index = split[:args.validation], split[args.validation:]
+    data_dir = fetch_dataset(dataset, args.data)
+    images, labels = load_split(data_dir, "train")
+    val_index, train_index = validation_split_index(len(images), args.validation, args.seed)
     if args.limit:
         train_index = train_index[:args.limit]
     train_images, train_labels = images[train_index], labels[train_index]
     val_images, val_labels = images[val_index], labels[val_index]
 
-    model = DigitNet(num_classes=len(spec.labels))
-    if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+    model = load_network(args.config.parent / spec.network_file, spec.network, len(spec.labels), args.init)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
@@ -87,14 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
                                                     steps_per_epoch=steps_per_epoch, pct_start=0.2)
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"DigitNet: {parameters} parameters; {len(train_index)} training, {len(val_index)} validation images; "
-          f"{torch.get_num_threads()} threads", flush=True)
+    print(f"{spec.network} on {dataset}: {parameters} parameters; {len(train_index)} training, "
+          f"{len(val_index)} validation images; {torch.get_num_threads()} threads", flush=True)
 
     started = time.perf_counter()
     history = []
     for epoch in range(1, args.epochs + 1):
         epoch_start = time.perf_counter()
-        loss, train_acc = train_epoch(model, ema, optimizer, scheduler, train_images, train_labels, spec, args, generator)
+        loss, train_acc = train_epoch(model, ema, optimizer, scheduler, train_images, train_labels, spec, args,
+                                      augment, generator)
         val_acc = (predict_all(ema.module, val_images, spec) == val_labels).double().mean().item() if len(val_index) else float("nan")
         seconds = time.perf_counter() - epoch_start
         history.append({"epoch": epoch, "loss": round(loss, 5), "train_accuracy": round(train_acc, 5),
@@ -104,19 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     training_seconds = time.perf_counter() - started
 
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(ema.module.state_dict(), args.out / "mnist.pt")
+    torch.save(ema.module.state_dict(), args.out / f"{name}.pt")
     report = {
-        "model": "DigitNet", "parameters": parameters, "epochs": args.epochs, "batch_size": args.batch_size,
-        "peak_lr": args.lr, "seed": args.seed, "training_images": len(train_index),
-        "validation_images": len(val_index), "validation_accuracy": history[-1]["validation_accuracy"],
+        "model": spec.network, "data": dataset, "parameters": parameters, "epochs": args.epochs,
+        "batch_size": args.batch_size, "peak_lr": args.lr, "label_smoothing": args.label_smoothing,
+        "augment": args.training.get("augment", "handwriting"), "seed": args.seed,
+        "training_images": len(train_index), "validation_images": len(val_index),
+        "validation_accuracy": history[-1]["validation_accuracy"],
         "training_seconds": round(training_seconds, 1), "history": history,
         "torch_version": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-        "data_sha256": MNIST_SHA256,
-        **evaluate_on_test_set(ema.module, spec, args.data),
+        "data_sha256": DATASET_SHA256[dataset],
+        **evaluate_on_test_set(ema.module, spec, data_dir),
     }
-    (args.out / "mnist-report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / f"{name}-report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"test accuracy {report['test_accuracy']:.4f} ({report['test_errors']} errors) "
-          f"after {training_seconds / 60:.1f} min; wrote {args.out}/mnist.pt", flush=True)
+          f"after {training_seconds / 60:.1f} min; wrote {args.out}/{name}.pt", flush=True)
     return 0
 
 

@@ -1,10 +1,8 @@
-// Digit Lens page: draw or upload a digit, ask the inference API, show the answer and why.
+// Digit Lens page: pick a model, draw or upload an image, ask the inference API, show the answer and why.
 "use strict";
 
 const params = new URLSearchParams(location.search);
 const API_BASE = (params.get("api") ?? window.DIGIT_LENS_API ?? "").replace(/\/$/, "");
-const PREDICT_URL = `${API_BASE}/predictions/mnist`;
-const EXPLAIN_URL = `${API_BASE}/explanations/mnist`;
 const PEN_WIDTH = 20;          // on the 280 px canvas: MNIST-like strokes once scaled to 20 px
 const DEBOUNCE_MS = 200;
 
@@ -18,6 +16,8 @@ let inFlight = null;
 let activationMaps = {};
 let lastUpload = null;         // {body, contentType} of the image on show, for explanations
 let explaining = null;
+let models = [];               // models.json: what is served, written when the archives are built
+let model = null;              // the chosen entry of models
 
 function canvasPoint(event) {
   const box = canvas.getBoundingClientRect();
@@ -66,12 +66,14 @@ canvas.addEventListener("pointercancel", endStroke);
 function undo() {
   strokes.pop();
   redraw();
-  strokes.length ? predictDrawing() : resetResult("Draw a digit to start.");
+  strokes.length ? predictDrawing() : resetResult(model?.prompt ?? "");
 }
 function clearAll() {
   strokes.length = 0;
+  lastUpload = null;
+  $("upload-preview").hidden = true;
   redraw();
-  resetResult("Draw a digit to start.");
+  resetResult(model?.prompt ?? "");
 }
 $("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", clearAll);
@@ -110,6 +112,7 @@ document.addEventListener("paste", (event) => {
 });
 
 async function predict(body, contentType) {
+  if (!model) return;
   inFlight?.abort();
   explaining?.abort();
   lastUpload = { body, contentType };
@@ -117,7 +120,7 @@ async function predict(body, contentType) {
   inFlight = request;
   setBusy(true);
   try {
-    const response = await fetch(PREDICT_URL, {
+    const response = await fetch(`${API_BASE}/predictions/${model.name}`, {
       method: "POST", body, signal: request.signal,
       headers: { "Content-Type": contentType, "X-Charts": "1" },
     });
@@ -167,7 +170,8 @@ function resetResult(status) {
 function showResult(result) {
   $("error").hidden = true;
   $("status").textContent = "";
-  $("digit").textContent = result.label ?? result.digit;
+  $("digit").textContent = result.label;
+  $("digit").classList.toggle("long", result.label.length > 2);
   $("confidence").textContent = `${(result.confidence * 100).toFixed(1)} %`;
   $("model-name").textContent = result.model ? `model ${result.model.name} v${result.model.version}` : "";
   showImage("prob-chart", result.charts.probabilities);
@@ -179,32 +183,34 @@ function showResult(result) {
   select.value = chosen in activationMaps ? chosen : select.options[0].value;
   select.disabled = false;
   showImage("activations", activationMaps[select.value]);
-  showTargets(result.probabilities.length);
+  if (!model.explanations) return;
+  showTargets(model.labels);
   explain(result.digit);
 }
 
-function showTargets(classes) {
-  const buttons = Array.from({ length: classes }, (_, digit) => {
+function showTargets(labels) {
+  const buttons = labels.map((label, index) => {
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = String(digit);
-    button.dataset.target = String(digit);
+    button.textContent = label;
+    button.dataset.target = String(index);
     button.setAttribute("aria-pressed", "false");
-    button.addEventListener("click", () => explain(digit));
+    button.addEventListener("click", () => explain(index));
     return button;
   });
   $("explain-targets").replaceChildren(...buttons);
+  $("explain-targets").classList.toggle("long", labels.some((label) => label.length > 2));
 }
 
 async function explain(target) {
-  if (!lastUpload) return;
+  if (!lastUpload || !model) return;
   explaining?.abort();
   const request = new AbortController();
   explaining = request;
   for (const button of $("explain-targets").children) button.setAttribute("aria-pressed", String(button.dataset.target === String(target)));
-  $("explain-caption").textContent = `Explaining ${target}…`;
+  $("explain-caption").textContent = `Explaining ${model.labels[target]}…`;
   try {
-    const response = await fetch(EXPLAIN_URL, {
+    const response = await fetch(`${API_BASE}/explanations/${model.name}`, {
       method: "POST", body: lastUpload.body, signal: request.signal,
       headers: { "Content-Type": lastUpload.contentType, "X-Charts": "1", "X-Target": String(target) },
     });
@@ -213,7 +219,7 @@ async function explain(target) {
     if (!response.ok) throw new Error(payload.message || `The server answered ${response.status} ${response.statusText}.`);
     showImage("attributions", payload.charts.attributions);
     const probability = (payload.probabilities[payload.target] * 100).toFixed(1);
-    $("explain-caption").textContent = `Why ${payload.target} (probability ${probability} %)`;
+    $("explain-caption").textContent = `Why ${model.labels[payload.target]} (probability ${probability} %)`;
   } catch (error) {
     if (error.name === "AbortError") return;
     $("explain-caption").textContent = `No explanation: ${error.message}`;
@@ -221,4 +227,37 @@ async function explain(target) {
 }
 $("layer-select").addEventListener("change", (event) => showImage("activations", activationMaps[event.target.value]));
 
+function chooseModel(name) {
+  model = models.find((entry) => entry.name === name) ?? models[0];
+  $("model-select").value = model.name;
+  const url = new URL(location.href);
+  url.searchParams.set("model", model.name);
+  history.replaceState(null, "", url);
+  $("input-heading").textContent = model.title;
+  $("prompt").textContent = model.prompt;
+  $("input-caption").textContent = `What the network saw: ${model.input_caption}`;
+  $("prob-chart").alt = `Bar chart of the probability of each class: ${model.labels.join(", ")}`;
+  $("why-card").hidden = !model.explanations;
+  if (lastUpload) predict(lastUpload.body, lastUpload.contentType);
+  else resetResult(model.prompt);
+}
+
+async function loadModels() {
+  try {
+    const response = await fetch("models.json", { cache: "no-store" });
+    if (!response.ok) throw new Error(`models.json: the server answered ${response.status}`);
+    models = (await response.json()).models;
+    if (!models?.length) throw new Error("models.json lists no models");
+  } catch (error) {
+    resetResult("");
+    showError(`Cannot load the list of served models (${error.message}).`);
+    return;
+  }
+  $("model-select").replaceChildren(...models.map((entry) => new Option(entry.title, entry.name)));
+  $("model-select").disabled = models.length < 2;
+  $("model-select").addEventListener("change", (event) => chooseModel(event.target.value));
+  chooseModel(params.get("model"));
+}
+
 redraw();
+loadModels();
