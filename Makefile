@@ -8,7 +8,7 @@ ARCHIVES := $(foreach model,$(MODELS),model_store/$(model)-$(MODEL_VERSION).mar)
 SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose dataset-fashion-mnist
 CODE := $(wildcard digitlens/*.py handler/*.py model/*.py)
 
-.PHONY: venv data train train-fashion evaluate mar serve stop test bench system-deps clean
+.PHONY: venv data train train-fashion evaluate mar serve stop test bench system-deps kubernetes-config clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -54,6 +54,9 @@ test: venv system-deps data
 
 bench: venv mar
 	$(PY) -m bench.run
+
+kubernetes-config:                  ## refresh the cluster's copies of config.properties and metrics.yaml
+	cp config.properties metrics.yaml kubernetes/base/
 
 clean:
 	rm -rf model_store run logs .pytest_cache

@@ -1,20 +1,18 @@
 """The compose stack's pieces, checked without a Docker engine: structure, validators, and the
 real nginx and Prometheus binaries running the same configs against a real TorchServe."""
-import os
 import subprocess
 import time
-from string import Template
 
 import pytest
 import requests
 import yaml
 
+from ops.front import NginxFront, upstream_lines
 from ops.serve import REPO_ROOT, free_port
-from tests.conftest import require_binary
+from tests.conftest import MODELS, require_binary
 from tests.images import SEVEN, draw_strokes, encode
 
 DOCKER = REPO_ROOT / "docker"
-NGINX_TEMPLATE = DOCKER / "nginx" / "digit-lens.conf.template"
 PROMETHEUS_CONFIG = DOCKER / "prometheus" / "prometheus.yml"
 
 
@@ -61,27 +59,16 @@ def test_compose_file_passes_docker_compose_config():
     assert result.returncode == 0, result.stderr
 
 
-def render_nginx(tmp_path, listen_port: int, upstream: str):
-    """The nginx image's entrypoint does this envsubst; here it is done by hand, then wrapped in a main config."""
-    site = Template(NGINX_TEMPLATE.read_text()).safe_substitute(
-        LISTEN_PORT=f"127.0.0.1:{listen_port}", WEB_ROOT=str(REPO_ROOT / "web"), TORCHSERVE_INFERENCE=upstream)
-    (tmp_path / "site.conf").write_text(site)
-    main = tmp_path / "nginx.conf"
-    main.write_text(
-        ("user root;\n" if os.geteuid() == 0 else "") +
-        f"daemon off;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
-        "events { worker_connections 256; }\n"
-        f"http {{\n include /etc/nginx/mime.types;\n access_log {tmp_path}/access.log;\n"
-        f" client_body_temp_path {tmp_path}/body;\n proxy_temp_path {tmp_path}/proxy;\n"
-        f" include {tmp_path}/site.conf;\n}}\n")
-    return main
-
-
 def test_nginx_config_passes_nginx_t(tmp_path):
-    config = render_nginx(tmp_path, free_port(), "127.0.0.1:8080")
-    result = subprocess.run([require_binary("nginx"), "-t", "-c", str(config), "-p", str(tmp_path)],
-                            capture_output=True, text=True, timeout=30)
+    front = NginxFront(tmp_path, free_port(), ["127.0.0.1:8080", "127.0.0.1:8090"], tmp_path / "models.json")
+    result = front.check()
     assert result.returncode == 0, result.stderr
+
+
+def test_the_committed_upstream_list_has_the_format_the_front_expects():
+    lines = [line for line in (DOCKER / "nginx" / "upstreams.conf").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert lines == upstream_lines(["torchserve:8080"]).splitlines()
 
 
 def test_prometheus_config_passes_promtool():
@@ -103,18 +90,14 @@ def wait_until(check, timeout: float, what: str):
 
 
 @pytest.fixture
-def nginx_front(torchserve, tmp_path):
-    port = free_port()
-    config = render_nginx(tmp_path, port, torchserve.inference_url.removeprefix("http://"))
-    process = subprocess.Popen([require_binary("nginx"), "-c", str(config), "-p", str(tmp_path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+def nginx_front(torchserve, model_store, tmp_path):
+    front = NginxFront(tmp_path, free_port(), [torchserve.inference_url.removeprefix("http://")],
+                       model_store / "models.json").start()
     try:
-        wait_until(lambda: requests.get(f"{url}/ping", timeout=2).ok, 30, "nginx")
-        yield url
+        wait_until(lambda: requests.get(f"{front.url}/ping", timeout=2).ok, 30, "nginx")
+        yield front.url
     finally:
-        process.terminate()
-        process.wait(10)
+        front.stop()
 
 
 def test_predictions_pass_through_nginx_and_management_does_not(nginx_front, torchserve):
@@ -127,6 +110,8 @@ def test_predictions_pass_through_nginx_and_management_does_not(nginx_front, tor
     assert page.ok and 'data-testid="canvas"' in page.text
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    catalogue = requests.get(f"{nginx_front}/models.json", timeout=10)
+    assert [model["name"] for model in catalogue.json()["models"]] == list(MODELS)
     # The management API answers on its own port, but nothing of it is reachable through the front.
     assert requests.get(f"{torchserve.management_url}/models", timeout=10).ok
     for method, path in [("GET", "/models"), ("GET", "/models/mnist"), ("POST", "/models?url=x.mar"),
