@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_VERSION ?= 1.0
-MODELS := mnist fashion                    # model/<name>.yaml, .pt and network file each; served side by side
+# Every model/<name>.yaml (with its .pt and network file) is archived and served side by side, mnist first.
+MODELS := mnist $(filter-out mnist,$(patsubst model/%.yaml,%,$(wildcard model/*.yaml)))
 ARCHIVES := $(foreach model,$(MODELS),model_store/$(model)-$(MODEL_VERSION).mar)
 SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose dataset-fashion-mnist
 CODE := $(wildcard digitlens/*.py handler/*.py model/*.py)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import platform
 import statistics
 import tempfile
@@ -32,7 +33,8 @@ from digitlens.engine import InferenceEngine
 from digitlens.explain import Explainer
 from digitlens.preprocess import open_image, prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
-from ops.archive import build_archive
+from ops.archive import build_archive, model_files
+from ops.front import NginxFront
 from ops.serve import REPO_ROOT, TorchServe, free_port
 from training.evaluate import MODEL_DIR, load_model
 from training.presentations import presentation_set
@@ -40,6 +42,9 @@ from training.presentations import presentation_set
 SAMPLES = REPO_ROOT / "samples"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CONCURRENCY = (1, 4, 8, 32)
+PLAIN = {"Content-Type": "image/png"}
+FRONT_CONCURRENCY = (4, 8, 32)
+FRONT_CASES = {"prediction": PLAIN, "prediction + charts": {**PLAIN, "X-Charts": "1"}}
 
 
 def timed(function, repeat: int) -> list[float]:
@@ -148,20 +153,28 @@ def serving_yaml(settings: dict, work: Path) -> Path:
     return path
 
 
+def start_server(store: Path, name: str, work: Path) -> TorchServe:
+    return TorchServe(store, {name: f"{name}-1.0.mar"}, work, free_port(), free_port(), free_port(),
+                      grpc_ports=(free_port(), free_port()), quiet=True).start()
+
+
+def medians(runs: dict[tuple, list[dict]]) -> dict[tuple, dict]:
+    return {key: {metric: statistics.median(run[metric] for run in values) for metric in values[0]}
+            for key, values in runs.items()}
+
+
 def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple], list[tuple], dict]:
     canvas = (SAMPLES / "seven-canvas.png").read_bytes()
-    plain = {"Content-Type": "image/png"}
-    charted = {**plain, "X-Charts": "1"}
+    plain, charted = PLAIN, {**PLAIN, "X-Charts": "1"}
+    _, _, network_file = model_files("mnist")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         config = serving_yaml(settings, work)
         store = work / "store"
         for name, handler in (("mnist", REPO_ROOT / "handler" / "digit_handler.py"),
                               ("floor", REPO_ROOT / "bench" / "floor_handler.py")):
-            build_archive(name, "1.0", MODEL_DIR / "mnist.pt", config, MODEL_DIR / "network.py", store, handler)
-        servers = {name: TorchServe(store, {name: f"{name}-1.0.mar"}, work / name, free_port(), free_port(), free_port(),
-                                    grpc_ports=(free_port(), free_port()), quiet=True).start()
-                   for name in ("floor", "mnist")}
+            build_archive(name, "1.0", MODEL_DIR / "mnist.pt", config, network_file, store, handler)
+        servers = {name: start_server(store, name, work / name) for name in ("floor", "mnist")}
         try:
             targets = {"floor": (f"{servers['floor'].inference_url}/predictions/floor", plain),
                        "Digit Lens": (f"{servers['mnist'].inference_url}/predictions/mnist", plain),
@@ -179,14 +192,45 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
         finally:
             for server in servers.values():
                 server.stop()
-    median = {key: {metric: statistics.median(run[metric] for run in values) for metric in values[0]}
-              for key, values in runs.items()}
+    median = medians(runs)
     rows = [(target, str(c), f"{m['rps']:.0f}", f"{m['p50']:.1f}", f"{m['p95']:.1f}", f"{m['p99']:.1f}",
              f"{m['rps'] / median[('floor', c)]['rps']:.2f}", f"{m['p50'] / median[('floor', c)]['p50']:.2f}",
              str(sum(run["failures"] for run in runs[(target, c)])))
             for c in CONCURRENCY for target in targets for m in [median[(target, c)]]]
     memory = [("floor", f"{rss['floor']:.0f}"), ("Digit Lens", f"{rss['mnist']:.0f}")]
     return rows, memory, median
+
+
+def through_front(settings: dict, rounds: int, seconds: float) -> list[tuple]:
+    """Digit Lens behind the nginx front (ops.front) with one replica, then two, interleaved."""
+    canvas = (SAMPLES / "seven-canvas.png").read_bytes()
+    _, _, network_file = model_files("mnist")
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        store = work / "store"
+        build_archive("mnist", "1.0", MODEL_DIR / "mnist.pt", serving_yaml(settings, work), network_file, store)
+        replicas = [start_server(store, "mnist", work / f"replica-{i}") for i in range(2)]
+        addresses = [replica.inference_url.removeprefix("http://") for replica in replicas]
+        fronts = {count: NginxFront(work / f"front-{count}", free_port(), addresses[:count], store / "models.json").start()
+                  for count in (1, 2)}
+        try:
+            runs: dict[tuple, list[dict]] = {}
+            for front in fronts.values():
+                load(f"{front.url}/predictions/mnist", canvas, PLAIN, 4, 1.0)       # warm-up
+            for _ in range(rounds):
+                for concurrency in FRONT_CONCURRENCY:
+                    for (count, front), (case, headers) in itertools.product(fronts.items(), FRONT_CASES.items()):
+                        runs.setdefault((case, concurrency, count), []).append(
+                            load(f"{front.url}/predictions/mnist", canvas, headers, concurrency, seconds))
+        finally:
+            for front in fronts.values():
+                front.stop()
+            for replica in replicas:
+                replica.stop()
+    median = medians(runs)
+    return [(case, str(c), str(n), f"{m['rps']:.0f}", f"{m['p50']:.1f}", f"{m['p95']:.1f}",
+             f"{m['rps'] / median[(case, c, 1)]['rps']:.2f}", str(sum(run["failures"] for run in runs[(case, c, n)])))
+            for c in FRONT_CONCURRENCY for case in FRONT_CASES for n in (1, 2) for m in [median[(case, c, n)]]]
 
 
 def table(header: tuple, rows: list[tuple]) -> str:
@@ -230,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     http = table(("server", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "req/s vs floor", "p50 vs floor",
                   "failed"), http_rows)
     rss = table(("worker RSS after the runs", "MiB"), memory)
-    print(http, rss, sep="\n\n")
+    print(http, rss, sep="\n\n", flush=True)
+    front = table(("request", "concurrency", "replicas", "req/s", "p50 ms", "p95 ms", "req/s vs 1 replica", "failed"),
+                  through_front(settings, args.rounds, args.seconds))
+    print(front)
     report = "\n\n".join([
         "# Digit Lens benchmark results",
         f"Written by `python -m bench.run` (`make bench`) on {datetime.date.today().isoformat()}.\n"

@@ -33,7 +33,7 @@ def test_compose_file_reserves_a_gpu_and_publishes_only_the_front():
     torchserve = services["torchserve"]
     devices = torchserve["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
-    assert torchserve["build"]["dockerfile"] == "docker/Dockerfile"
+    assert torchserve["build"]["dockerfile"] == "docker/Dockerfile" and torchserve["build"]["target"] == "serving"
     assert all(port.startswith("127.0.0.1:") for port in torchserve["ports"])
     assert any(port.endswith(":8081") for port in torchserve["ports"])
     assert not any(port.endswith((":8080", ":8082")) for port in torchserve["ports"])
@@ -131,7 +131,10 @@ def test_prometheus_scrapes_torchserve_metrics(torchserve, tmp_path):
                   headers={"Content-Type": "image/png"}, timeout=60)
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"]["scrape_interval"] = "1s"
-    config["scrape_configs"][0]["static_configs"][0]["targets"] = [torchserve.metrics_url.removeprefix("http://")]
+    job = config["scrape_configs"][0]
+    assert job["dns_sd_configs"] == [{"names": ["torchserve"], "type": "A", "port": 8082, "refresh_interval": "30s"}]
+    del job["dns_sd_configs"]          # no Docker DNS here: the same job, pointed at the local replica
+    job["static_configs"] = [{"targets": [torchserve.metrics_url.removeprefix("http://")]}]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     process = subprocess.Popen([require_binary("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
