@@ -10,7 +10,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from ops.serve import free_port, serve_page
+from selenium.webdriver.support.ui import Select
+
+from ops.serve import REPO_ROOT, free_port, serve_page
 from tests.conftest import PAGE_PORT, require_binary
 from tests.images import THREE, as_photo_jpeg, mnist_digit
 
@@ -20,8 +22,8 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 
 
 @pytest.fixture(scope="module")
-def page_url(torchserve):
-    server = serve_page(PAGE_PORT, torchserve.inference_url)
+def page_url(torchserve, model_store):
+    server = serve_page(PAGE_PORT, torchserve.inference_url, model_store / "models.json")
     yield f"http://127.0.0.1:{PAGE_PORT}/"
     server.shutdown()
     server.server_close()
@@ -52,6 +54,12 @@ def image_loaded(driver, test_id) -> bool:
     return element.is_displayed() and driver.execute_script("return arguments[0].naturalWidth", element) > 0
 
 
+def open_page(driver, url):
+    """Load the page and wait until it has the list of served models."""
+    driver.get(url)
+    wait_for(driver, lambda d: len(Select(by_test_id(d, "model-select")).options) > 0)
+
+
 def draw(driver, strokes):
     canvas = by_test_id(driver, "canvas")
     width, height = canvas.size["width"], canvas.size["height"]
@@ -65,7 +73,7 @@ def draw(driver, strokes):
 
 
 def test_drawing_a_three_shows_three_with_its_charts(browser, page_url):
-    browser.get(page_url)
+    open_page(browser, page_url)
     draw(browser, THREE)
     wait_for(browser, lambda d: by_test_id(d, "digit").text == "3")
     assert by_test_id(browser, "confidence").text.endswith("%")
@@ -86,14 +94,14 @@ def test_uploading_a_photo_shows_the_digit_and_both_charts(browser, page_url, tm
     ink, label = mnist_digit(42)
     photo = tmp_path / "digit-photo.jpg"
     photo.write_bytes(as_photo_jpeg(ink, exif_rotate=True))
-    browser.get(page_url)
+    open_page(browser, page_url)
     by_test_id(browser, "file-input").send_keys(str(photo))
     wait_for(browser, lambda d: by_test_id(d, "digit").text == str(label))
     wait_for(browser, lambda d: all(image_loaded(d, t) for t in ("prob-chart", "activations", "model-input")))
 
 
 def test_why_this_answer_explains_the_prediction_and_any_chosen_digit(browser, page_url, tmp_path):
-    browser.get(page_url)
+    open_page(browser, page_url)
     draw(browser, THREE)
     wait_for(browser, lambda d: image_loaded(d, "attributions") and by_test_id(d, "explain-caption").text.startswith("Why 3"))
     first = by_test_id(browser, "attributions").get_attribute("src")
@@ -114,7 +122,7 @@ def test_why_this_answer_explains_the_prediction_and_any_chosen_digit(browser, p
 def test_uploading_a_non_image_shows_the_error(browser, page_url, tmp_path):
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a picture at all")
-    browser.get(page_url)
+    open_page(browser, page_url)
     by_test_id(browser, "file-input").send_keys(str(text_file))
     wait_for(browser, lambda d: by_test_id(d, "error").is_displayed())
     assert "not an image" in by_test_id(browser, "error").text
@@ -122,14 +130,14 @@ def test_uploading_a_non_image_shows_the_error(browser, page_url, tmp_path):
 
 
 def test_an_unreachable_server_is_reported(browser, page_url):
-    browser.get(f"{page_url}?api=http://127.0.0.1:{free_port()}")
+    open_page(browser, f"{page_url}?api=http://127.0.0.1:{free_port()}")
     draw(browser, THREE)
     wait_for(browser, lambda d: by_test_id(d, "error").is_displayed())
     assert "Cannot reach" in by_test_id(browser, "error").text
 
 
 def test_screenshot_of_a_prediction_is_not_blank(browser, page_url, tmp_path):
-    browser.get(page_url)
+    open_page(browser, page_url)
     draw(browser, THREE)
     wait_for(browser, lambda d: by_test_id(d, "digit").text == "3" and image_loaded(d, "activations"))
     shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
@@ -138,3 +146,30 @@ def test_screenshot_of_a_prediction_is_not_blank(browser, page_url, tmp_path):
     assert pixels.std() > 20
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500      # charts and maps, not a flat page
     shot.save(tmp_path / "page.png")
+
+
+def test_choosing_the_fashion_model_reads_a_product_photo_and_switching_back_rereads_it(browser, page_url):
+    open_page(browser, page_url)
+    models = Select(by_test_id(browser, "model-select"))
+    assert [o.get_attribute("value") for o in models.options] == ["mnist", "fashion"]
+    assert models.first_selected_option.get_attribute("value") == "mnist"
+    models.select_by_value("fashion")
+    assert "garment" in by_test_id(browser, "prompt").text and "model=fashion" in browser.current_url
+    by_test_id(browser, "file-input").send_keys(str(REPO_ROOT / "samples" / "trouser-photo.jpg"))
+    wait_for(browser, lambda d: by_test_id(d, "digit").text == "Trouser")
+    wait_for(browser, lambda d: all(image_loaded(d, t) for t in ("prob-chart", "activations", "model-input")))
+    assert "Fashion-MNIST" in by_test_id(browser, "input-caption").text
+    layers = [o.get_attribute("value") for o in Select(by_test_id(browser, "layer-select")).options]
+    assert layers == ["conv2", "conv4", "conv6"]
+    targets = [b.text for b in by_test_id(browser, "explain-targets").find_elements(By.TAG_NAME, "button")]
+    assert targets[0] == "T-shirt/top" and targets[9] == "Ankle boot"
+    wait_for(browser, lambda d: by_test_id(d, "explain-caption").text.startswith("Why Trouser") and image_loaded(d, "attributions"))
+    models.select_by_value("mnist")                      # the same upload, read by the digit model
+    wait_for(browser, lambda d: by_test_id(d, "digit").text.isdigit() and "mnist" in d.find_element(By.ID, "model-name").text)
+    assert "MNIST" in by_test_id(browser, "input-caption").text
+
+
+def test_a_model_named_in_the_address_is_chosen(browser, page_url):
+    open_page(browser, f"{page_url}?model=fashion")
+    assert Select(by_test_id(browser, "model-select")).first_selected_option.get_attribute("value") == "fashion"
+    assert by_test_id(browser, "input-heading").text.startswith("Clothing")

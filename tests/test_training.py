@@ -2,9 +2,12 @@ import json
 
 import torch
 
+import pytest
+
 from training import train
-from training.augment import augment_batch
-from training.data import DEFAULT_CACHE, load_split
+from training.augment import augment_batch, augment_garments, augmenter
+from training.data import DEFAULT_CACHE, fetch_dataset, load_split
+from training.evaluate import MODEL_DIR
 
 
 def test_augmentation_keeps_shape_and_range_and_changes_the_images():
@@ -27,3 +30,26 @@ def test_a_short_training_run_learns_and_writes_weights_and_report(tmp_path):
     assert report["test_images"] == 10000
     assert report["test_accuracy"] > 0.6, "two epochs on 3,000 images should already beat chance by far"
     assert len(report["confusion_matrix"]) == 10
+
+
+def test_garment_augmentation_mirrors_shifts_and_hides_patches():
+    images, _ = load_split(fetch_dataset("fashion-mnist"), "t10k")
+    batch = images[:256].float().unsqueeze(1) / 255
+    augmented = augment_garments(batch, torch.Generator().manual_seed(0))
+    assert augmented.shape == batch.shape and augmented.min() >= 0 and augmented.max() <= 1
+    mirrored = (augmented - batch.flip(3)).abs().mean((1, 2, 3)) < (augmented - batch).abs().mean((1, 2, 3))
+    assert 0.3 < mirrored.float().mean() < 0.7                       # about half are mirror images
+    assert (augmented.sum((1, 2, 3)) < 0.95 * batch.sum((1, 2, 3))).float().mean() > 0.2    # patches erased
+    with pytest.raises(ValueError, match="handwriting only"):
+        augmenter("garments", degraded_share=0.4)
+
+
+def test_the_yaml_chooses_network_data_and_augmentation_for_the_same_program(tmp_path):
+    assert train.main(["--config", str(MODEL_DIR / "fashion.yaml"), "--epochs", "2", "--limit", "3000",
+                       "--validation", "1000", "--ema-decay", "0.9", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "fashion-report.json").read_text())
+    assert (tmp_path / "fashion.pt").exists() and not (tmp_path / "mnist.pt").exists()
+    assert report["model"] == "FashionNet" and report["data"] == "fashion-mnist" and report["augment"] == "garments"
+    assert report["label_smoothing"] == 0.1                           # from model/fashion.yaml
+    assert report["test_images"] == 10000 and len(report["per_class_accuracy"]) == 10
+    assert report["test_accuracy"] > 0.5, "two epochs on 3,000 images should already beat chance by far"

@@ -239,6 +239,7 @@ function chooseModel(name) {
   $("prob-chart").alt = `Bar chart of the probability of each class: ${model.labels.join(", ")}`;
   $("why-card").hidden = !model.explanations;
   if (lastUpload) predict(lastUpload.body, lastUpload.contentType);
+  else if (strokes.length) predictDrawing();          // drawn while the list was loading
   else resetResult(model.prompt);
 }
 
