@@ -1,6 +1,7 @@
-"""The compose stack's nginx front, run on this machine: the same site template
-(docker/nginx/digit-lens.conf.template) in a main config of its own, on a loopback port,
-in front of any number of TorchServe replicas. The tests and `make bench` use it.
+"""The project's nginx configurations, run on this machine: the compose front's site template
+(docker/nginx/digit-lens.conf.template) in front of any number of TorchServe replicas, or any
+other server block, each in a main config of its own on a loopback port. The tests and
+`make bench` use it.
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ def upstream_lines(replicas: list[str]) -> str:
     return "".join(f"server {replica} max_fails=1 fail_timeout=10s;\n" for replica in replicas)
 
 
-def render_config(work_dir: Path, listen_port: int, replicas: list[str], catalogue: Path) -> Path:
-    """Fill the site template as the nginx image's entrypoint does (envsubst) and wrap it in a
-    main config whose pid, logs and temp files stay in ``work_dir``; returns the main config."""
+def render_site(work_dir: Path, listen_port: int, replicas: list[str], catalogue: Path) -> str:
+    """The site template filled as the nginx image's entrypoint fills it (envsubst), with the
+    upstream list written to ``work_dir``."""
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "upstreams.conf").write_text(upstream_lines(replicas))
     values = {"LISTEN_PORT": f"127.0.0.1:{listen_port}", "WEB_ROOT": REPO_ROOT / "web", "MODEL_CATALOGUE": catalogue,
@@ -35,6 +36,12 @@ def render_config(work_dir: Path, listen_port: int, replicas: list[str], catalog
     unfilled = sorted(set(re.findall(r"\$\{(\w+)\}", site)))
     if unfilled:
         raise KeyError(f"{NGINX_TEMPLATE.name} expects {', '.join(unfilled)}, which the front does not fill")
+    return site
+
+
+def write_main_config(work_dir: Path, site: str) -> Path:
+    """``site`` (a server block) in a main config whose pid, logs and temp files stay in ``work_dir``."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "site.conf").write_text(site)
     main = work_dir / "nginx.conf"
     main.write_text(
@@ -54,12 +61,12 @@ def nginx_binary() -> str:
     return found
 
 
-class NginxFront:
-    """nginx in the foreground on 127.0.0.1:``port``, proxying to ``replicas``."""
+class Nginx:
+    """nginx in the foreground with one server block (``site``) answering on 127.0.0.1:``port``."""
 
-    def __init__(self, work_dir: Path, port: int, replicas: list[str], catalogue: Path):
-        self.config = render_config(Path(work_dir), port, replicas, catalogue)
+    def __init__(self, work_dir: Path, port: int, site: str):
         self.work_dir = Path(work_dir)
+        self.config = write_main_config(self.work_dir, site)
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
 
@@ -68,7 +75,7 @@ class NginxFront:
         return subprocess.run([nginx_binary(), "-t", "-c", str(self.config), "-p", str(self.work_dir)],
                               capture_output=True, text=True, timeout=30)
 
-    def start(self, timeout: float = 30) -> "NginxFront":
+    def start(self, timeout: float = 30) -> "Nginx":
         self.process = subprocess.Popen([nginx_binary(), "-c", str(self.config), "-p", str(self.work_dir)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -91,3 +98,10 @@ class NginxFront:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+
+class NginxFront(Nginx):
+    """The compose front on 127.0.0.1:``port``, proxying to the TorchServe ``replicas`` (host:port)."""
+
+    def __init__(self, work_dir: Path, port: int, replicas: list[str], catalogue: Path):
+        super().__init__(work_dir, port, render_site(Path(work_dir), port, replicas, catalogue))

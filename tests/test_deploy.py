@@ -7,7 +7,7 @@ import pytest
 import requests
 import yaml
 
-from ops.front import NginxFront, upstream_lines
+from ops.front import Nginx, NginxFront, upstream_lines
 from ops.serve import REPO_ROOT, free_port
 from tests.conftest import MODELS, require_binary
 from tests.images import SEVEN, draw_strokes, encode
@@ -149,3 +149,20 @@ def test_prometheus_scrapes_torchserve_metrics(torchserve, tmp_path):
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_the_kubernetes_page_server_serves_only_static_files_with_the_security_headers(tmp_path):
+    port = free_port()
+    site = ((DOCKER / "nginx" / "page.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{port};")
+            .replace("root /usr/share/nginx/html;", f"root {REPO_ROOT / 'web'};"))
+    assert "listen 127.0.0.1" in site and str(REPO_ROOT / "web") in site
+    page = Nginx(tmp_path, port, site).start()
+    try:
+        response = requests.get(f"{page.url}/", timeout=10)
+        assert response.ok and 'data-testid="canvas"' in response.text
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        assert requests.get(f"{page.url}/app.js", timeout=10).ok
+        for method, path in [("POST", "/predictions/mnist"), ("GET", "/models"), ("GET", "/ping")]:
+            assert requests.request(method, f"{page.url}{path}", timeout=10).status_code in (403, 404, 405), path
+    finally:
+        page.stop()
