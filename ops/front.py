@@ -18,6 +18,8 @@ from ops.serve import REPO_ROOT
 
 NGINX_TEMPLATE = REPO_ROOT / "docker" / "nginx" / "digit-lens.conf.template"
 NGINX_BINARIES = ("/usr/sbin/nginx", "/usr/bin/nginx")
+COMPOSE_RATE_LIMIT = "30r/s"         # docker-compose.yml's PREDICT_RATE_LIMIT
+UNLIMITED = "100000r/s"
 
 
 def upstream_lines(replicas: list[str]) -> str:
@@ -25,13 +27,13 @@ def upstream_lines(replicas: list[str]) -> str:
     return "".join(f"server {replica} max_fails=1 fail_timeout=10s;\n" for replica in replicas)
 
 
-def render_site(work_dir: Path, listen_port: int, replicas: list[str], catalogue: Path) -> str:
+def render_site(work_dir: Path, listen_port: int, replicas: list[str], catalogue: Path, rate_limit: str) -> str:
     """The site template filled as the nginx image's entrypoint fills it (envsubst), with the
     upstream list written to ``work_dir``."""
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "upstreams.conf").write_text(upstream_lines(replicas))
     values = {"LISTEN_PORT": f"127.0.0.1:{listen_port}", "WEB_ROOT": REPO_ROOT / "web", "MODEL_CATALOGUE": catalogue,
-              "TORCHSERVE_UPSTREAMS": work_dir / "upstreams.conf"}
+              "TORCHSERVE_UPSTREAMS": work_dir / "upstreams.conf", "PREDICT_RATE_LIMIT": rate_limit}
     site = Template(NGINX_TEMPLATE.read_text()).safe_substitute(values)     # nginx's own $variables stay
     unfilled = sorted(set(re.findall(r"\$\{(\w+)\}", site)))
     if unfilled:
@@ -101,7 +103,10 @@ class Nginx:
 
 
 class NginxFront(Nginx):
-    """The compose front on 127.0.0.1:``port``, proxying to the TorchServe ``replicas`` (host:port)."""
+    """The compose front on 127.0.0.1:``port``, proxying to the TorchServe ``replicas`` (host:port).
+    Every test client comes from 127.0.0.1, one address, so load tests and benchmarks lift the
+    per-client ``rate_limit`` (COMPOSE_RATE_LIMIT is what compose sets)."""
 
-    def __init__(self, work_dir: Path, port: int, replicas: list[str], catalogue: Path):
-        super().__init__(work_dir, port, render_site(Path(work_dir), port, replicas, catalogue))
+    def __init__(self, work_dir: Path, port: int, replicas: list[str], catalogue: Path,
+                 rate_limit: str = COMPOSE_RATE_LIMIT):
+        super().__init__(work_dir, port, render_site(Path(work_dir), port, replicas, catalogue, rate_limit))

@@ -7,7 +7,7 @@ import pytest
 import requests
 import yaml
 
-from ops.front import Nginx, NginxFront, upstream_lines
+from ops.front import COMPOSE_RATE_LIMIT, Nginx, NginxFront, upstream_lines
 from ops.serve import REPO_ROOT, free_port
 from tests.conftest import MODELS, require_binary
 from tests.images import SEVEN, draw_strokes, encode
@@ -41,6 +41,7 @@ def test_compose_file_reserves_a_gpu_and_publishes_only_the_front():
     assert "./model_store:/home/model-server/model-store:ro" in torchserve["volumes"]
     assert services["web"]["image"].startswith("nginx:")
     assert services["web"]["depends_on"]["torchserve"]["condition"] == "service_healthy"
+    assert services["web"]["environment"]["PREDICT_RATE_LIMIT"] == COMPOSE_RATE_LIMIT
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert all(port.startswith("127.0.0.1:") for port in services["prometheus"]["ports"])
     dockerfile = (DOCKER / "Dockerfile").read_text()
@@ -124,6 +125,14 @@ def test_predictions_pass_through_nginx_and_management_does_not(nginx_front, tor
     too_big = requests.post(f"{nginx_front}/predictions/mnist", data=bytes(17 * 1024 * 1024),
                             headers={"Content-Type": "application/octet-stream"}, timeout=60)
     assert too_big.status_code == 413
+
+
+def test_the_front_limits_each_client_address(nginx_front):
+    """30 req/s with bursts of 60 per address (compose's PREDICT_RATE_LIMIT): a flood gets 429s."""
+    session = requests.Session()
+    statuses = [session.post(f"{nginx_front}/predictions/mnist", data=b"", timeout=30,
+                             headers={"Content-Type": "application/octet-stream"}).status_code for _ in range(150)]
+    assert set(statuses) == {400, 429} and statuses[:30] == [400] * 30
 
 
 def test_prometheus_scrapes_torchserve_metrics(torchserve, tmp_path):

@@ -6,7 +6,7 @@ import signal
 import pytest
 import requests
 
-from ops.front import NginxFront
+from ops.front import UNLIMITED, NginxFront
 from ops.serve import free_port
 from tests.conftest import start_torchserve
 from tests.test_reliability import good_requests
@@ -33,7 +33,7 @@ def two_replicas(model_store, tmp_path):
 @pytest.fixture
 def front(two_replicas, model_store, tmp_path):
     addresses = [replica.inference_url.removeprefix("http://") for replica in two_replicas]
-    front = NginxFront(tmp_path / "nginx", free_port(), addresses, model_store / "models.json").start()
+    front = NginxFront(tmp_path / "nginx", free_port(), addresses, model_store / "models.json", UNLIMITED).start()
     yield front
     front.stop()
 
