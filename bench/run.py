@@ -8,7 +8,8 @@ Lens are archived with the same weights and serving settings and run side by sid
 own loopback ports. One closed-loop client (a keep-alive session per concurrent caller)
 measures both, interleaved: every round visits each concurrency for the floor, Digit Lens,
 Digit Lens with charts and Digit Lens explaining with its chart; the tables give the median
-of the rounds.
+of the rounds. Last, the same client measures Digit Lens through the nginx front (ops.front)
+with one TorchServe replica against two, the cores shared between the replicas.
 """
 from __future__ import annotations
 
