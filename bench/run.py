@@ -44,9 +44,10 @@ SAMPLES = REPO_ROOT / "samples"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CONCURRENCY = (1, 4, 8, 32)
 PLAIN = {"Content-Type": "image/png"}
+CHARTED = {**PLAIN, "X-Charts": "1"}
 FRONT_CONCURRENCY = (4, 8, 32)
 REPLICAS = (1, 2)
-FRONT_CASES = {"prediction": PLAIN, "prediction + charts": {**PLAIN, "X-Charts": "1"}}
+FRONT_CASES = {"prediction": PLAIN, "prediction + charts": CHARTED}
 
 
 def timed(function, repeat: int) -> list[float]:
@@ -167,7 +168,6 @@ def medians(runs: dict[tuple, list[dict]]) -> dict[tuple, dict]:
 
 def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple], list[tuple], dict]:
     canvas = (SAMPLES / "seven-canvas.png").read_bytes()
-    plain, charted = PLAIN, {**PLAIN, "X-Charts": "1"}
     _, _, network_file = model_files("mnist")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -178,10 +178,10 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
             build_archive(name, "1.0", MODEL_DIR / "mnist.pt", config, network_file, store, handler)
         servers = {name: start_server(store, name, work / name) for name in ("floor", "mnist")}
         try:
-            targets = {"floor": (f"{servers['floor'].inference_url}/predictions/floor", plain),
-                       "Digit Lens": (f"{servers['mnist'].inference_url}/predictions/mnist", plain),
-                       "Digit Lens, charts": (f"{servers['mnist'].inference_url}/predictions/mnist", charted),
-                       "Digit Lens, explanation + chart": (f"{servers['mnist'].inference_url}/explanations/mnist", charted)}
+            targets = {"floor": (f"{servers['floor'].inference_url}/predictions/floor", PLAIN),
+                       "Digit Lens": (f"{servers['mnist'].inference_url}/predictions/mnist", PLAIN),
+                       "Digit Lens, charts": (f"{servers['mnist'].inference_url}/predictions/mnist", CHARTED),
+                       "Digit Lens, explanation + chart": (f"{servers['mnist'].inference_url}/explanations/mnist", CHARTED)}
             for url, headers in targets.values():
                 load(url, canvas, headers, 4, 1.0)        # warm-up
             runs: dict[tuple, list[dict]] = {}

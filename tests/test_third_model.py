@@ -1,6 +1,7 @@
 """A third classifier is a network file, weights, a YAML and one archive command: this one has
 three classes, 32x32 inputs and two hooked layers, and the same handler serves it on a running
 TorchServe exactly as the core computes it, charts and errors included."""
+import json
 import shutil
 
 import numpy as np
@@ -89,7 +90,7 @@ def test_a_third_model_is_served_by_the_same_handler_as_the_core_computes_it(tor
 
 def test_the_archive_command_lists_the_third_model_for_the_page(shapes):
     folder, archive = shapes
-    catalogue = yaml.safe_load((archive.parent / "models.json").read_text())["models"]
+    catalogue = json.loads((archive.parent / "models.json").read_text())["models"]
     assert [entry["name"] for entry in catalogue] == ["shapes"]
     assert catalogue[0]["labels"] == ["circle", "square", "triangle"] and catalogue[0]["title"] == "Shapes"
     assert catalogue[0]["input_size"] == 32 and catalogue[0]["explanations"] is False
