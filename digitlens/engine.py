@@ -59,12 +59,14 @@ class InferenceEngine:
     def hook_count(self) -> int:
         return sum(len(module._forward_hooks) for module in self.model.modules())
 
-    def predict(self, batch: np.ndarray) -> BatchResult:
+    def predict(self, batch: np.ndarray, with_activations: bool = True) -> BatchResult:
         """``batch`` is (N, 1, H, W) float32, already normalised. Probabilities are calibrated:
-        the softmax of the logits divided by the temperature."""
+        the softmax of the logits divided by the temperature. Without ``with_activations`` the
+        captured layers are not copied out (from a GPU, that copy is most of the answer's bytes)."""
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(batch).to(self.device, non_blocking=True))
             probabilities = torch.softmax(logits.float() / self.temperature, dim=1).cpu().numpy()
-            activations = {name: self._captured[name].float().cpu().numpy() for name in self.layer_names}
+            activations = {name: self._captured[name].float().cpu().numpy() for name in self.layer_names
+                           if with_activations}
         self._captured.clear()
         return BatchResult(probabilities=probabilities, activations=activations)

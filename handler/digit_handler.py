@@ -83,7 +83,8 @@ class DigitLensHandler(BaseHandler):
         jobs = [item for item in prepared if isinstance(item, Job)]
         if not jobs:
             return prepared, None, {}
-        result = self.engine.predict(np.stack([job.image.tensor for job in jobs]))
+        result = self.engine.predict(np.stack([job.image.tensor for job in jobs]),
+                                     with_activations=any(job.charts and not job.explain for job in jobs))
         explained = [position for position, job in enumerate(jobs) if job.explain]
         if not explained:
             return prepared, result, {}

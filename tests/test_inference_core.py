@@ -50,6 +50,9 @@ def test_hooks_are_registered_once_and_activations_are_per_item(engine, spec):
         assert result.activations[name].shape[0] == 5
     single = engine.predict(batch[2:3])
     assert np.allclose(single.activations["conv1"][0], result.activations["conv1"][2], atol=1e-5)
+    plain = engine.predict(batch, with_activations=False)
+    assert plain.activations == {}
+    assert np.allclose(plain.probabilities, result.probabilities, atol=1e-6)
 
 
 SUBSET = 150        # uploads per kind: a seeded subset of the 1,000 the report uses

@@ -137,12 +137,16 @@ def normalise_like_serving(images: torch.Tensor, content_size: int) -> torch.Ten
     return torch.where(has_ink.view(n, 1, 1, 1), placed, images)
 
 
-def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int) -> torch.Tensor:
-    """What other writers and devices do to a digit, one thing per image: a felt marker (a 5x5
-    dilation), an out-of-focus photo (blur of 1 to 1.8 px), a low-resolution source, or a fine
-    pen (a 3x3 erosion); then normalised as serving normalises every upload."""
+def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int,
+            low_resolution_share: float = 0.25) -> torch.Tensor:
+    """What other writers and devices do to a digit, one thing per image: a low-resolution source
+    (for ``low_resolution_share`` of the images), else, equally often, a felt marker (a 5x5
+    dilation), an out-of-focus photo (blur of 1 to 1.8 px) or a fine pen (a 3x3 erosion); then
+    normalised as serving normalises every upload."""
     n = images.shape[0]
-    kind = torch.randint(0, 4, (n,), generator=generator)
+    other = (1 - low_resolution_share) / 3
+    kind = torch.multinomial(torch.tensor([other, other, low_resolution_share, other]), n, replacement=True,
+                             generator=generator)
     out = images.clone()
     bold = kind == 0
     out[bold] = F.max_pool2d(images[bold], 5, stride=1, padding=2)
@@ -157,9 +161,12 @@ def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int)
 
 
 def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_share: float = 0.5,
-                  degraded_share: float = 0.0, content_size: int = 20) -> torch.Tensor:
+                  degraded_share: float = 0.0, content_size: int = 20, low_resolution_share: float = 0.25,
+                  as_served: bool = False) -> torch.Tensor:
     """Every image is moved, turned and resized; a share of them also gets another pen, blur and
-    contrast, and another share (for fine-tuning on other hands) is degraded as `degrade` says."""
+    contrast, and another share (for fine-tuning on other hands) is degraded as `degrade` says.
+    With ``as_served`` the others too are normalised as serving normalises uploads, so the
+    network trains on exactly what the endpoint gives it."""
     images = random_affine(images, generator)
     chosen = torch.rand(images.shape[0], generator=generator) < photometric_share
     if chosen.any():
@@ -168,7 +175,10 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_
     degraded = torch.rand(images.shape[0], generator=generator) < degraded_share
     if degraded.any():
         images = images.clone()
-        images[degraded] = degrade(images[degraded], generator, content_size)
+        images[degraded] = degrade(images[degraded], generator, content_size, low_resolution_share)
+    if as_served and not degraded.all():
+        images = images.clone()
+        images[~degraded] = normalise_like_serving(images[~degraded], content_size)
     return images
 
 
@@ -203,12 +213,14 @@ def augment_garments(images: torch.Tensor, generator: torch.Generator) -> torch.
     return erase_patches(flip_horizontally(images, generator), generator)
 
 
-def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20):
+def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20, low_resolution_share: float = 0.25,
+              as_served: bool = False):
     """The augmentation a model's YAML names, as a function of (images, generator)."""
     if name == "handwriting":
-        return partial(augment_batch, degraded_share=degraded_share, content_size=content_size)
+        return partial(augment_batch, degraded_share=degraded_share, content_size=content_size,
+                       low_resolution_share=low_resolution_share, as_served=as_served)
     if name == "garments":
-        if degraded_share:
-            raise ValueError("--degraded-share applies to handwriting only")
+        if degraded_share or as_served:
+            raise ValueError("--degraded-share and --as-served apply to handwriting only")
         return augment_garments
     raise ValueError(f"unknown augmentation {name!r}; known: handwriting, garments")

@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--degraded-share", type=float, default=0.0,
                         help="share of each batch made bold, blurred or low-resolution (handwriting only; "
                              "see training.augment.degrade)")
+    parser.add_argument("--low-resolution-share", type=float, default=0.25,
+                        help="of the degraded images, the share given a low-resolution source (the rest: marker, blur, fine pen)")
+    parser.add_argument("--as-served", action="store_true",
+                        help="normalise every training image as serving normalises uploads (cropped, scaled, centred by mass)")
     parser.add_argument("--init", type=Path, help="start from these weights (fine-tuning) instead of from scratch")
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke runs)")
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = ModelSpec.from_yaml(args.config)
     name = args.config.stem
     dataset = args.training.get("data", "mnist")
-    augment = augmenter(args.training.get("augment", "handwriting"), args.degraded_share, spec.content_size)
+    augment = augmenter(args.training.get("augment", "handwriting"), args.degraded_share, spec.content_size,
+                        args.low_resolution_share, args.as_served)
 
     data_dir = fetch_dataset(dataset, args.data)
     images, labels = load_split(data_dir, "train")
@@ -124,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "model": spec.network, "data": dataset, "parameters": parameters, "epochs": args.epochs,
         "batch_size": args.batch_size, "peak_lr": args.lr, "label_smoothing": args.label_smoothing,
-        "augment": args.training.get("augment", "handwriting"), "seed": args.seed,
+        "augment": args.training.get("augment", "handwriting"), "degraded_share": args.degraded_share,
+        "low_resolution_share": args.low_resolution_share, "as_served": args.as_served, "seed": args.seed,
         "training_images": len(train_index), "validation_images": len(val_index),
         "validation_accuracy": history[-1]["validation_accuracy"],
         "training_seconds": round(training_seconds, 1), "history": history,
