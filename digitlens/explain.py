@@ -13,14 +13,14 @@ steps x images forward and backward passes, and none of the serving copy's forwa
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from digitlens.engine import fold_batch_norms
 
 @dataclass(frozen=True)
 class Explanation:
@@ -28,25 +28,9 @@ class Explanation:
     convergence_delta: np.ndarray   # (N,) sum of attributions minus the logit difference they explain
 
 
-def fold_batch_norms(model: nn.Module) -> nn.Module:
-    """An evaluation copy of ``model`` in which each BatchNorm2d that directly follows a Conv2d
-    inside a Sequential is folded into that convolution; its parameters need no gradients."""
-    folded = copy.deepcopy(model).eval()
-    for module in folded.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        for index in range(len(module) - 1):
-            conv, norm = module[index], module[index + 1]
-            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-                module[index], module[index + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
-    for module in folded.modules():
-        module._forward_hooks.clear()
-    return folded.requires_grad_(False)
-
-
 class Explainer:
     def __init__(self, model: nn.Module, blank_value: float, steps: int, device: torch.device):
-        self.model = fold_batch_norms(model).to(device)
+        self.model = fold_batch_norms(model).to(device, memory_format=torch.contiguous_format)
         self.blank_value = blank_value
         self.steps = steps
         self.device = device

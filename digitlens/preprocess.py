@@ -243,6 +243,11 @@ def flatten_background(grey: np.ndarray) -> np.ndarray:
     An even background is left alone: there is nothing to flatten, and isolate_ink removes
     its level. Otherwise the estimate is enlarged smoothly to the image and subtracted.
     """
+    # The thumbnail's border pixels average the image's outer 2 * ceil(side / thumbnail side) pixels
+    # at most, so if those hardly vary, the thumbnail's border is even too: skip making it.
+    margin = border(grey, 2 * math.ceil(max(grey.shape) / BACKGROUND_THUMBNAIL))
+    if margin.max() - margin.min() <= UNEVEN_BORDER:
+        return grey
     thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
     if not background_is_uneven(thumbnail):
         return grey

@@ -55,6 +55,17 @@ def test_hooks_are_registered_once_and_activations_are_per_item(engine, spec):
     assert np.allclose(plain.probabilities, result.probabilities, atol=1e-6)
 
 
+def test_the_engine_computes_the_trained_network_with_batch_norms_folded(engine, spec):
+    trained = load_model(MODEL_DIR / "mnist.pt", spec)
+    batch = np.stack([prepare(off_centre_small(mnist_digit(i)[0]), spec).tensor for i in range(8)])
+    with torch.inference_mode():
+        logits = trained(torch.from_numpy(batch))
+    expected = torch.softmax(logits / spec.temperature, dim=1).numpy()
+    assert np.allclose(engine.predict(batch).probabilities, expected, atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in engine.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.modules())     # the caller's copy is left alone
+
+
 SUBSET = 150        # uploads per kind: a seeded subset of the 1,000 the report uses
 # The committed model scores 98-99.9 % on the full 1,000 of each kind (model/mnist-report.json,
 # "served"); on 150 the same model scored 98.0-100 %: at most 4 errors in 150 are allowed.
