@@ -204,21 +204,18 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
 
 
 def through_front(settings: dict, rounds: int, seconds: float) -> list[tuple]:
-    """Digit Lens behind the nginx front (ops.front) with one replica, then two, interleaved. Each
-    replica gets an equal share of the cores as torch threads: two replicas with a thread per core
-    each would oversubscribe the machine (and did: 3-5x slower than one)."""
+    """Digit Lens behind the nginx front (ops.front) with one replica, then two, interleaved, each
+    with the serving settings' torch threads."""
     canvas = (SAMPLES / "seven-canvas.png").read_bytes()
     _, _, network_file = model_files("mnist")
-    cores = psutil.cpu_count() or 1
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         replicas, fronts = [], {}
         try:
             for count in REPLICAS:
-                shared = {**settings, "threads": max(1, cores // count)}
                 store, config_dir = work / f"store-{count}", work / f"config-{count}"
                 config_dir.mkdir()
-                build_archive("mnist", "1.0", MODEL_DIR / "mnist.pt", serving_yaml(shared, config_dir), network_file, store)
+                build_archive("mnist", "1.0", MODEL_DIR / "mnist.pt", serving_yaml(settings, config_dir), network_file, store)
                 started = [start_server(store, "mnist", work / f"replica-{count}-{i}") for i in range(count)]
                 replicas += started
                 fronts[count] = NginxFront(work / f"front-{count}", free_port(),
@@ -238,7 +235,7 @@ def through_front(settings: dict, rounds: int, seconds: float) -> list[tuple]:
             for replica in replicas:
                 replica.stop()
     median = medians(runs)
-    return [(case, str(c), f"{n} x {max(1, cores // n)} thread(s)", f"{m['rps']:.0f}", f"{m['p50']:.1f}",
+    return [(case, str(c), f"{n} x {settings['threads']} thread(s)", f"{m['rps']:.0f}", f"{m['p50']:.1f}",
              f"{m['p95']:.1f}", f"{m['rps'] / median[(case, c, 1)]['rps']:.2f}",
              str(sum(run["failures"] for run in runs[(case, c, n)])))
             for c in FRONT_CONCURRENCY for case in FRONT_CASES for n in REPLICAS for m in [median[(case, c, n)]]]
@@ -297,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         f"max batch delay {settings['maxBatchDelay']} ms, {settings['threads']} torch thread(s) per worker. "
         f"HTTP: canvas PNG 280x280, {args.rounds} interleaved rounds of {args.seconds:g} s per case, medians.",
         "## In process", stages, "## Over HTTP: Digit Lens against the bare floor", http, rss,
-        "## Through the nginx front: one TorchServe replica against two, the cores shared between them", front,
+        "## Through the nginx front: one TorchServe replica against two on the same cores", front,
     ]) + "\n"
     args.out.write_text(report)
     print(f"\nwrote {args.out}")

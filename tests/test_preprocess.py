@@ -73,8 +73,9 @@ def test_only_unevenly_lit_paper_is_flattened(kind, uneven):
     for index in range(20):
         ink, _ = mnist_digit(index)
         body = KINDS[kind](ink, rng)
-        thumbnail = reduce_to(make_ink_light(to_greyscale(open_image(body, LIMIT))), BACKGROUND_THUMBNAIL)
-        assert background_is_uneven(thumbnail) == uneven, f"{kind} {index}"
+        grey = make_ink_light(to_greyscale(open_image(body, LIMIT)))
+        assert background_is_uneven(reduce_to(grey, BACKGROUND_THUMBNAIL)) == uneven, f"{kind} {index}"
+        assert (flatten_background(grey) is not grey) == uneven, f"{kind} {index}: the even-margin shortcut disagrees"
 
 
 def test_ink_under_a_shadow_gets_its_contrast_back():

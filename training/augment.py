@@ -147,16 +147,15 @@ def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int,
     other = (1 - low_resolution_share) / 3
     kind = torch.multinomial(torch.tensor([other, other, low_resolution_share, other]), n, replacement=True,
                              generator=generator)
+    makers = (lambda chosen: F.max_pool2d(chosen, 5, stride=1, padding=2),
+              lambda chosen: blur_each(chosen, _uniform(chosen.shape[0], 1.0, 1.8, generator)),
+              lambda chosen: low_resolution(chosen, generator),
+              lambda chosen: -F.max_pool2d(-chosen, 3, stride=1, padding=1))
     out = images.clone()
-    bold = kind == 0
-    out[bold] = F.max_pool2d(images[bold], 5, stride=1, padding=2)
-    blurred = kind == 1
-    out[blurred] = blur_each(images[blurred], _uniform(int(blurred.sum()), 1.0, 1.8, generator))
-    coarse = kind == 2
-    if coarse.any():
-        out[coarse] = low_resolution(images[coarse], generator)
-    fine = kind == 3
-    out[fine] = -F.max_pool2d(-images[fine], 3, stride=1, padding=1)
+    for index, make in enumerate(makers):
+        chosen = kind == index
+        if chosen.any():            # a small batch may have none of a kind
+            out[chosen] = make(images[chosen])
     return normalise_like_serving(out, content_size)
 
 
