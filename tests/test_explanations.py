@@ -85,7 +85,7 @@ def test_attributions_add_up_to_the_logit_difference(torchserve, engine, spec):
         difference = input_logits[target] - blank_logits[target]
         total = float(np.sum(result["attributions"]))
         assert total - difference == pytest.approx(result["convergence_delta"], abs=2e-2)   # "input" is rounded to uint8
-        assert abs(result["convergence_delta"]) <= 0.15 * abs(difference)   # 24 steps: at most 0.12 measured
+        assert abs(result["convergence_delta"]) <= 0.15 * abs(difference)   # the explainer refines any image over 0.1
 
 
 def test_deleting_the_most_attributed_ink_hurts_far_more_than_deleting_random_ink(torchserve, engine, spec):
