@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from digitlens.preprocess import BLANK_CONTRAST, INK_PERCENTILE, NOISE_FLOOR
 
+LOW_RESOLUTION_SHARE = 0.25     # of the degraded images, by default: one kind of four
+
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=generator) * (high - low) + low
@@ -138,7 +140,7 @@ def normalise_like_serving(images: torch.Tensor, content_size: int) -> torch.Ten
 
 
 def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int,
-            low_resolution_share: float = 0.25) -> torch.Tensor:
+            low_resolution_share: float = LOW_RESOLUTION_SHARE) -> torch.Tensor:
     """What other writers and devices do to a digit, one thing per image: a low-resolution source
     (for ``low_resolution_share`` of the images), else, equally often, a felt marker (a 5x5
     dilation), an out-of-focus photo (blur of 1 to 1.8 px) or a fine pen (a 3x3 erosion); then
@@ -160,8 +162,8 @@ def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int,
 
 
 def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_share: float = 0.5,
-                  degraded_share: float = 0.0, content_size: int = 20, low_resolution_share: float = 0.25,
-                  as_served: bool = False) -> torch.Tensor:
+                  degraded_share: float = 0.0, content_size: int = 20,
+                  low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False) -> torch.Tensor:
     """Every image is moved, turned and resized; a share of them also gets another pen, blur and
     contrast, and another share (for fine-tuning on other hands) is degraded as `degrade` says.
     With ``as_served`` the others too are normalised as serving normalises uploads, so the
@@ -212,8 +214,8 @@ def augment_garments(images: torch.Tensor, generator: torch.Generator) -> torch.
     return erase_patches(flip_horizontally(images, generator), generator)
 
 
-def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20, low_resolution_share: float = 0.25,
-              as_served: bool = False):
+def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20,
+              low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False):
     """The augmentation a model's YAML names, as a function of (images, generator)."""
     if name == "handwriting":
         return partial(augment_batch, degraded_share=degraded_share, content_size=content_size,

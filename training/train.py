@@ -24,7 +24,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from digitlens.config import ModelSpec
 from digitlens.engine import load_network
-from training.augment import augmenter
+from training.augment import LOW_RESOLUTION_SHARE, augmenter
 from training.data import DATASET_SHA256, fetch_dataset, load_split
 from training.evaluate import MODEL_DIR, evaluate_on_test_set, predict_all, validation_split_index
 
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--degraded-share", type=float, default=0.0,
                         help="share of each batch made bold, blurred or low-resolution (handwriting only; "
                              "see training.augment.degrade)")
-    parser.add_argument("--low-resolution-share", type=float, default=0.25,
+    parser.add_argument("--low-resolution-share", type=float, default=LOW_RESOLUTION_SHARE,
                         help="of the degraded images, the share given a low-resolution source (the rest: marker, blur, fine pen)")
     parser.add_argument("--as-served", action="store_true",
                         help="normalise every training image as serving normalises uploads (cropped, scaled, centred by mass)")
