@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, body_bytes, center_by_mass, crop_to_ink, fit_longer_side,
-                                  flatten_background, isolate_ink, make_ink_light, open_image, prepare, reduce_to,
-                                  to_greyscale)
+from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, block_side, body_bytes,
+                                  center_by_mass, crop_to_ink, decode_png, fit_longer_side, flatten_background,
+                                  isolate_ink, make_ink_light, open_image, prepare, reduce_to, to_greyscale)
 from training.presentations import KINDS
 from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, draw_strokes,
                           encode, mnist_digit, off_centre_small)
@@ -76,6 +76,33 @@ def test_only_unevenly_lit_paper_is_flattened(kind, uneven):
         grey = make_ink_light(to_greyscale(open_image(body, LIMIT)))
         assert background_is_uneven(reduce_to(grey, BACKGROUND_THUMBNAIL)) == uneven, f"{kind} {index}"
         assert (flatten_background(grey) is not grey) == uneven, f"{kind} {index}: the even-margin shortcut disagrees"
+
+
+@pytest.mark.parametrize("source,factor", [(8, 14), (11, 13), (16, 14), (10, 5)])
+def test_a_blocky_enlargement_is_read_like_a_smooth_one(source, factor, spec):
+    """A low-resolution digit blown up with nearest neighbours: its blocks are found at the
+    working size (a 224 px image is shrunk to 140, its 14 px blocks to 8.75), and smoothed,
+    it gives the network nearly what the smooth enlargement of the same source gives."""
+    offs = []
+    for index in range(5):
+        ink, _ = mnist_digit(source + index)
+        small = Image.fromarray(ink).resize((source, source), Image.Resampling.BOX)
+        blocky, smooth = (encode(small.resize((source * factor,) * 2, resample), "PNG")
+                          for resample in (Image.Resampling.NEAREST, Image.Resampling.BILINEAR))
+        side = block_side(to_greyscale(open_image(blocky, LIMIT)))
+        assert abs(side - factor * min(1, 140 / (source * factor))) <= 1
+        assert block_side(to_greyscale(open_image(smooth, LIMIT))) == 1
+        offs.append(np.abs(prepare(blocky, spec).pixels / 255 - prepare(smooth, spec).pixels / 255).mean())
+    assert np.mean(offs) < 0.025          # unsmoothed: 0.04 to 0.06
+
+
+@pytest.mark.parametrize("kind", [kind for kind in KINDS if kind != "low-resolution"])
+def test_nothing_but_a_blocky_enlargement_is_smoothed(kind):
+    """Strokes, blur, noise and JPEG's faint 8-px blocks are not a low-resolution source's blocks."""
+    rng = np.random.default_rng(2)
+    for index in range(20):
+        ink, _ = mnist_digit(index)
+        assert block_side(to_greyscale(open_image(KINDS[kind](ink, rng), LIMIT))) == 1, f"{kind} {index}"
 
 
 def test_ink_under_a_shadow_gets_its_contrast_back():
@@ -149,6 +176,39 @@ def test_formats_and_modes_are_read(fmt, mode, spec):
     assert prepare(encode(image, fmt), spec).pixels.max() >= 200
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_libspng_decodes_eight_bit_pngs_exactly_as_pillow(mode):
+    ink, _ = mnist_digit(6)
+    image = Image.fromarray(255 - ink).resize((90, 70)).convert(mode)
+    if mode == "RGBA":
+        image.putalpha(Image.fromarray(ink).resize((90, 70)))
+    data = encode(image, "PNG")
+    decoded = decode_png(Image.open(io.BytesIO(data)), data)
+    assert decoded is not None and decoded.mode == mode
+    assert np.array_equal(np.asarray(decoded), np.asarray(Image.open(io.BytesIO(data))))
+
+
+def png_with_exif_orientation() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6                                      # shown rotated 90 degrees clockwise
+    return encode(Image.new("L", (60, 40), 255), "PNG", exif=exif)
+
+
+@pytest.mark.parametrize("data", [
+    encode(Image.new("P", (30, 20)), "PNG"),
+    encode(Image.new("LA", (30, 20)), "PNG"),
+    encode(Image.new("I;16", (30, 20)), "PNG"),
+    encode(Image.new("RGB", (30, 20)), "PNG", transparency=(0, 0, 0)),
+    png_with_exif_orientation(),
+], ids=["palette", "grey and alpha", "16 bit", "transparency chunk", "EXIF orientation"])
+def test_pngs_libspng_would_read_differently_are_left_to_pillow(data):
+    assert decode_png(Image.open(io.BytesIO(data)), data) is None
+
+
+def test_a_png_with_an_exif_orientation_is_turned():
+    assert open_image(png_with_exif_orientation(), LIMIT).size == (40, 60)
+
+
 def test_data_urls_are_decoded():
     png = encode(draw_strokes(SEVEN), "PNG")
     import base64
@@ -177,9 +237,10 @@ def test_too_many_pixels_are_refused_from_the_header(spec):
     assert (error.value.status, error.value.reason) == (413, "too_many_pixels")
 
 
-def test_truncated_image_is_refused(spec):
+@pytest.mark.parametrize("make", [as_photo_jpeg, as_canvas_png], ids=["JPEG", "PNG"])
+def test_truncated_image_is_refused(make, spec):
     ink, _ = mnist_digit(4)
-    data = as_photo_jpeg(ink)
+    data = make(ink)
     with pytest.raises(InputError) as error:
         prepare(data[:len(data) // 3], spec)
-    assert error.value.status == 400
+    assert (error.value.status, error.value.reason) == (400, "corrupt_image")
