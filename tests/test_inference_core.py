@@ -11,7 +11,7 @@ from PIL import Image
 
 from digitlens.engine import InferenceEngine
 from digitlens.preprocess import prepare
-from digitlens.render import TOP_COLOUR, ProbabilityChart, render_activation_grid, render_input
+from digitlens.render import TOP_COLOUR, ProbabilityChart, png_bytes, render_activation_grid, render_input
 from tests.images import mnist_digit, off_centre_small
 from training.evaluate import MODEL_DIR, expected_calibration_error, load_model
 from training.presentations import GARMENT_KINDS, KINDS, presentation_set
@@ -116,6 +116,19 @@ def test_product_photos_and_cutouts_are_recognised_through_prepare(kind, fashion
     bodies, labels = presentation_set(kind, size=SUBSET)
     batch = np.stack([prepare(body, fashion_spec).tensor for body in bodies])
     assert (fashion_engine.predict(batch).probabilities.argmax(1) == labels).mean() >= PRODUCT_FLOORS[kind]
+
+
+@pytest.mark.parametrize("shape,palette,mode", [((5, 7), None, "L"), ((5, 7), bytes(range(256)) * 3, "P"),
+                                                ((5, 7, 3), None, "RGB")])
+def test_png_files_are_written_that_a_decoder_verifies_and_reads_back(shape, palette, mode):
+    pixels = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    data = png_bytes(pixels, palette)
+    Image.open(io.BytesIO(data)).verify()                 # signature, chunk order and every CRC
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == mode and image.size == (7, 5)
+    assert np.array_equal(np.asarray(image), pixels)
+    if palette:
+        assert bytes(image.getpalette()) == palette
 
 
 def test_probability_chart_and_maps_are_pngs_of_the_right_size(engine, spec):
