@@ -67,8 +67,7 @@ def stage_row(name: str, times_ms: list[float]) -> tuple:
 def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
     """Each stage with the torch threads of one worker, as a worker runs it."""
     torch.set_num_threads(threads)
-    engine = InferenceEngine(load_model(MODEL_DIR / "mnist.pt", spec), spec.visualise_layers, torch.device("cpu"),
-                             spec.temperature)
+    engine = InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"))
     canvas, photo, scan = ((SAMPLES / name).read_bytes() for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png"))
     marker, blur = presentation_set("bold-marker-tight")[0][0], presentation_set("heavy-blur")[0][0]
     one = prepare(canvas, spec)

@@ -24,6 +24,7 @@ class ModelSpec:
     visualise_layers: tuple[str, ...]
     max_pixels: int
     temperature: float = 1.0        # logits are divided by it before the softmax (calibration)
+    second_look_below: float = 0.0  # a less confident reading is averaged with four shifted ones (engine.InferenceEngine)
     threads: int = 0                # torch threads per worker; 0 leaves torch's default
     explain_methods: tuple[str, ...] = ()   # attribution methods `/explanations` offers
     explain_steps: int = 32         # integration steps of Integrated Gradients
@@ -37,6 +38,8 @@ class ModelSpec:
             raise ValueError("content_size must be positive and at most input_size")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, not {self.temperature}")
+        if not 0 <= self.second_look_below <= 1:
+            raise ValueError(f"second_look_below is a confidence from 0 to 1, not {self.second_look_below}")
         unknown = set(self.explain_methods) - set(EXPLAIN_METHODS)
         if unknown:
             raise ValueError(f"unknown explain methods {sorted(unknown)}; known: {list(EXPLAIN_METHODS)}")
@@ -73,6 +76,7 @@ class ModelSpec:
             visualise_layers=tuple(section["visualise_layers"]),
             max_pixels=int(section["max_pixels"]),
             temperature=float(section.get("temperature", 1.0)),
+            second_look_below=float(section.get("second_look_below", 0.0)),
             threads=int(section.get("threads", 0)),
             explain_methods=tuple(section.get("explain", {}).get("methods", ())),
             explain_steps=int(section.get("explain", {}).get("steps", 32)),

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from digitlens.config import ModelSpec
+
 
 def load_network(network_file: Path, class_name: str, num_classes: int, weights: Path | None = None) -> nn.Module:
     """An instance of ``class_name`` from the Python file ``network_file`` (not an installed
@@ -42,6 +44,18 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     return folded.requires_grad_(False)
 
 
+SECOND_LOOK_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))     # (rows, columns): one pixel each way
+
+
+def shifted(batch: np.ndarray, rows: int, columns: int, fill: float) -> np.ndarray:
+    """``batch`` (N, C, H, W) moved by whole pixels, the edge it uncovers filled with ``fill``."""
+    height, width = batch.shape[2:]
+    moved = np.full_like(batch, fill)
+    moved[..., max(rows, 0):height + min(rows, 0), max(columns, 0):width + min(columns, 0)] = \
+        batch[..., max(-rows, 0):height + min(-rows, 0), max(-columns, 0):width + min(-columns, 0)]
+    return moved
+
+
 @dataclass(frozen=True)
 class BatchResult:
     probabilities: np.ndarray               # (N, classes), rows sum to 1
@@ -53,15 +67,22 @@ class InferenceEngine:
 
     The forward hooks are registered once, here, and overwrite one slot per layer on every
     forward pass, so repeated requests neither add hooks nor keep old activations alive.
+
+    A second look: an image the network reads with a calibrated confidence under
+    ``second_look_below`` is read four more times, moved by one pixel each way, and the five
+    readings' log-probabilities are averaged. Centring by mass rounds the digit's place to a
+    whole pixel; the doubtful cases (one or two uploads in a hundred) should not hang on that.
     """
 
     def __init__(self, model: nn.Module, layer_names: tuple[str, ...], device: torch.device,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, second_look_below: float = 0.0, background: float = 0.0):
         # Batch norms folded and channels-last tensors: the same function, about half the time of
         # the network as trained (bench/RESULTS.md). The caller's model is left as it is.
         self.model = fold_batch_norms(model).to(device, memory_format=torch.channels_last)
         self.device = device
         self.temperature = temperature
+        self.second_look_below = second_look_below
+        self.background = background          # the normalised value of an empty pixel, for shifted copies
         modules = dict(self.model.named_modules())
         unknown = [name for name in layer_names if name not in modules]
         if unknown:
@@ -69,6 +90,11 @@ class InferenceEngine:
         self.layer_names = tuple(layer_names)
         self._captured: dict[str, torch.Tensor] = {}
         self._hooks = [modules[name].register_forward_hook(self._recorder(name)) for name in layer_names]
+
+    @classmethod
+    def for_model(cls, model: nn.Module, spec: ModelSpec, device: torch.device) -> "InferenceEngine":
+        """The engine a model's description asks for: its hooked layers, temperature and second look."""
+        return cls(model, spec.visualise_layers, device, spec.temperature, spec.second_look_below, spec.blank_value)
 
     def _recorder(self, name: str):
         def record(_module, _inputs, output):
@@ -81,13 +107,28 @@ class InferenceEngine:
 
     def predict(self, batch: np.ndarray, with_activations: bool = True) -> BatchResult:
         """``batch`` is (N, 1, H, W) float32, already normalised. Probabilities are calibrated:
-        the softmax of the logits divided by the temperature. Without ``with_activations`` the
-        captured layers are not copied out (from a GPU, that copy is most of the answer's bytes)."""
+        the softmax of the logits divided by the temperature (then the second look, if any).
+        Without ``with_activations`` the captured layers are not copied out (from a GPU, that
+        copy is most of the answer's bytes)."""
         with torch.inference_mode():
-            inputs = torch.from_numpy(batch).to(self.device, non_blocking=True)
-            logits = self.model(inputs.contiguous(memory_format=torch.channels_last))
-            probabilities = torch.softmax(logits.float() / self.temperature, dim=1).cpu().numpy()
+            log_probabilities = self._log_probabilities(batch)
             activations = {name: self._captured[name].float().contiguous().cpu().numpy() for name in self.layer_names
                            if with_activations}
+            confidence = log_probabilities.max(1).values.exp().cpu().numpy()
+            doubtful = np.flatnonzero(confidence < self.second_look_below)
+            if doubtful.size:
+                rows = torch.from_numpy(doubtful).to(self.device)
+                log_probabilities[rows] = self._second_look(batch[doubtful], log_probabilities[rows])
+            probabilities = log_probabilities.exp().cpu().numpy()
         self._captured.clear()
         return BatchResult(probabilities=probabilities, activations=activations)
+
+    def _log_probabilities(self, batch: np.ndarray) -> torch.Tensor:
+        inputs = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        logits = self.model(inputs.contiguous(memory_format=torch.channels_last))
+        return torch.log_softmax(logits.float() / self.temperature, dim=1)
+
+    def _second_look(self, images: np.ndarray, first: torch.Tensor) -> torch.Tensor:
+        moved = np.concatenate([shifted(images, rows, columns, self.background) for rows, columns in SECOND_LOOK_SHIFTS])
+        readings = self._log_probabilities(moved).view(len(SECOND_LOOK_SHIFTS), len(images), -1)
+        return torch.log_softmax((first + readings.sum(0)) / (len(SECOND_LOOK_SHIFTS) + 1), dim=1)

@@ -47,7 +47,7 @@ class DigitLensHandler(BaseHandler):
             self.device = torch.device("cpu")
         network = load_network(os.path.join(model_dir, manifest["modelFile"]), self.spec.network,
                                len(self.spec.labels), os.path.join(model_dir, manifest["serializedFile"]))
-        self.engine = InferenceEngine(network, self.spec.visualise_layers, self.device, self.spec.temperature)
+        self.engine = InferenceEngine.for_model(network, self.spec, self.device)
         self.explainer = Explainer(self.engine.model, self.spec.blank_value, self.spec.explain_steps, self.device)
         self.chart = ProbabilityChart(self.spec.labels)
         self.model_info = {"name": context.model_name, "version": manifest.get("modelVersion")}

@@ -31,8 +31,7 @@ def explain(server, body: bytes, headers=None) -> requests.Response:
 
 @pytest.fixture(scope="module")
 def engine(spec):
-    return InferenceEngine(load_model(MODEL_DIR / "mnist.pt", spec), spec.visualise_layers, torch.device("cpu"),
-                           spec.temperature)
+    return InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"))
 
 
 def test_an_explanation_answers_the_contract(torchserve, spec):

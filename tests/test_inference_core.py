@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from digitlens.engine import InferenceEngine
+from digitlens.engine import SECOND_LOOK_SHIFTS, InferenceEngine, shifted
 from digitlens.preprocess import prepare
 from digitlens.render import TOP_COLOUR, ProbabilityChart, png_bytes, render_activation_grid, render_input
 from tests.images import mnist_digit, off_centre_small
@@ -18,8 +18,7 @@ from training.presentations import GARMENT_KINDS, KINDS, presentation_set
 
 
 def engine_for(name, spec) -> InferenceEngine:
-    return InferenceEngine(load_model(MODEL_DIR / f"{name}.pt", spec), spec.visualise_layers, torch.device("cpu"),
-                           spec.temperature)
+    return InferenceEngine.for_model(load_model(MODEL_DIR / f"{name}.pt", spec), spec, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +63,36 @@ def test_the_engine_computes_the_trained_network_with_batch_norms_folded(engine,
     assert np.allclose(engine.predict(batch).probabilities, expected, atol=1e-5)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in engine.model.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.modules())     # the caller's copy is left alone
+
+
+def test_shifted_moves_whole_pixels_and_fills_the_uncovered_edge():
+    batch = np.zeros((2, 1, 4, 5), np.float32)
+    batch[:, 0, 1, 2] = 1.0
+    batch[1, 0, 3, 4] = 2.0                                # on the edge: moved out of the frame
+    moved = shifted(batch, 1, -1, fill=-0.5)
+    assert moved[0, 0, 2, 1] == 1.0 and moved[1, 0, 2, 1] == 1.0
+    assert (moved[:, 0, 0, :] == -0.5).all() and (moved[:, 0, :, -1] == -0.5).all()
+    assert np.count_nonzero(moved > 0) == 2
+
+
+def test_a_doubtful_reading_gets_a_second_look_and_a_confident_one_does_not(spec):
+    model = load_model(MODEL_DIR / "mnist.pt", spec)
+    plain = InferenceEngine(model, spec.visualise_layers, torch.device("cpu"), spec.temperature)
+    looking = InferenceEngine.for_model(model, spec, torch.device("cpu"))
+    bodies, _ = presentation_set("low-resolution", size=SUBSET)
+    batch = np.stack([prepare(body, spec).tensor for body in bodies])
+    first, second = plain.predict(batch), looking.predict(batch)
+    doubtful = first.probabilities.max(1) < spec.second_look_below
+    assert 0 < doubtful.sum() < 0.2 * len(batch)
+    assert np.allclose(second.probabilities[~doubtful], first.probabilities[~doubtful], atol=1e-6)
+    readings = [np.log(first.probabilities[doubtful])] + [
+        np.log(plain.predict(shifted(batch[doubtful], rows, columns, spec.blank_value)).probabilities)
+        for rows, columns in SECOND_LOOK_SHIFTS]
+    mean = np.exp(np.mean(readings, axis=0))
+    assert np.allclose(second.probabilities[doubtful], mean / mean.sum(1, keepdims=True), atol=1e-5)
+    assert not np.allclose(second.probabilities[doubtful], first.probabilities[doubtful], atol=1e-3)
+    for name in spec.visualise_layers:                      # the charts show the first reading
+        assert np.allclose(second.activations[name], first.activations[name], atol=1e-6)
 
 
 SUBSET = 150        # uploads per kind: a seeded subset of the 1,000 the report uses

@@ -73,8 +73,8 @@ def test_a_third_model_is_served_by_the_same_handler_as_the_core_computes_it(tor
         assert response.status_code == 200, response.text
         result = response.json()
         spec = ModelSpec.from_yaml(folder / "shapes.yaml")
-        engine = InferenceEngine(load_network(folder / "shapenet.py", "ShapeNet", 3, folder / "shapes.pt"),
-                                 spec.visualise_layers, torch.device("cpu"), spec.temperature)
+        engine = InferenceEngine.for_model(load_network(folder / "shapenet.py", "ShapeNet", 3, folder / "shapes.pt"),
+                                          spec, torch.device("cpu"))
         expected = engine.predict(prepare(a_square(), spec).tensor[None]).probabilities[0]
         assert np.allclose(result["probabilities"], expected, atol=1e-5)
         assert result["label"] == spec.labels[int(expected.argmax())] and result["model"] == {"name": "shapes", "version": "1.0"}

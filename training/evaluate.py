@@ -5,7 +5,8 @@ and write or check the report.
     python -m training.evaluate --model fashion
 
 Accuracy is measured twice on the 10,000 test images: on the raw arrays (the model alone)
-and posted as PNG files through `digitlens.preprocess.prepare` (what the endpoint answers).
+and posted as PNG files through `digitlens.preprocess.prepare` and the serving engine, second
+look included (what the endpoint answers).
 The presentation sets of the model's data set (`training.presentations`) go through
 `prepare` too. The temperature is fitted on the validation split, never on test images.
 """
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from digitlens.config import ModelSpec
-from digitlens.engine import load_network
+from digitlens.engine import InferenceEngine, load_network
 from digitlens.preprocess import InputError, prepare
 import yaml
 
@@ -47,9 +48,9 @@ def predict_all(model: torch.nn.Module, images: torch.Tensor, spec: ModelSpec) -
     return logits_of(model, normalise(images, spec)).argmax(1)
 
 
-def served_logits(model: torch.nn.Module, spec: ModelSpec, bodies: list[bytes]) -> torch.Tensor:
-    """Logits for uploads prepared exactly as the endpoint prepares them; an upload that
-    preparation refuses gets NaN logits (it counts as an error)."""
+def prepared_batch(spec: ModelSpec, bodies: list[bytes]) -> tuple[np.ndarray, list[int]]:
+    """Uploads prepared exactly as the endpoint prepares them, and the indices of those that
+    preparation refuses (a blank input stands in for each)."""
     tensors, refused = [], []
     for index, body in enumerate(bodies):
         try:
@@ -57,9 +58,25 @@ def served_logits(model: torch.nn.Module, spec: ModelSpec, bodies: list[bytes]) 
         except InputError:
             tensors.append(np.zeros((1, spec.input_size, spec.input_size), np.float32))
             refused.append(index)
-    logits = logits_of(model, torch.from_numpy(np.stack(tensors))).clone()   # an inference tensor is read-only
+    return np.stack(tensors), refused
+
+
+def served_logits(model: torch.nn.Module, spec: ModelSpec, bodies: list[bytes]) -> torch.Tensor:
+    """The network's logits for uploads (no temperature, no second look); NaN for a refused one."""
+    batch, refused = prepared_batch(spec, bodies)
+    logits = logits_of(model, torch.from_numpy(batch)).clone()   # an inference tensor is read-only
     logits[refused] = float("nan")
     return logits
+
+
+def served_probabilities(engine: InferenceEngine, spec: ModelSpec, bodies: list[bytes], batch_size: int = 1000) -> torch.Tensor:
+    """What the endpoint answers for uploads: the engine's calibrated probabilities, second look
+    included; NaN for an upload that preparation refuses (it counts as an error)."""
+    batch, refused = prepared_batch(spec, bodies)
+    probabilities = torch.from_numpy(np.concatenate([engine.predict(batch[i:i + batch_size], with_activations=False).probabilities
+                                                     for i in range(0, len(batch), batch_size)]))
+    probabilities[refused] = float("nan")
+    return probabilities
 
 
 def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = CALIBRATION_BINS) -> float:
@@ -91,14 +108,16 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return round(log_t.detach().exp().item(), 4)
 
 
-def scores(logits: torch.Tensor, labels: torch.Tensor, temperature: float) -> dict:
-    predicted = logits.nan_to_num(-1e9).argmax(1)
+def scores(logits: torch.Tensor, probabilities: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Accuracy and calibration of the served ``probabilities``; the calibration error before
+    calibration is the network's own softmax of ``logits``."""
+    predicted = probabilities.nan_to_num(-1).argmax(1)
     return {
         "images": len(labels),
         "accuracy": round((predicted == labels).double().mean().item(), 6),
         "errors": int((predicted != labels).sum()),
         "calibration_error_uncalibrated": round(expected_calibration_error(torch.softmax(logits, 1), labels), 5),
-        "calibration_error": round(expected_calibration_error(torch.softmax(logits / temperature, 1), labels), 5),
+        "calibration_error": round(expected_calibration_error(probabilities, labels), 5),
     }
 
 
@@ -138,13 +157,14 @@ def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, data_dir: Path
     }
 
 
-def evaluate_served(model: torch.nn.Module, spec: ModelSpec, temperature: float, kinds: tuple[str, ...],
-                    size: int | None = None) -> dict:
-    """Accuracy and calibration error through `prepare` for each presentation kind."""
+def evaluate_served(model: torch.nn.Module, spec: ModelSpec, kinds: tuple[str, ...], size: int | None = None) -> dict:
+    """Accuracy and calibration error through `prepare` and the serving engine for each presentation kind."""
+    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"))
     results = {}
     for kind in kinds:
         bodies, labels = presentation_set(kind, **({"size": size} if size else {}))
-        results[kind] = scores(served_logits(model, spec, bodies), torch.from_numpy(labels).long(), temperature)
+        results[kind] = scores(served_logits(model, spec, bodies), served_probabilities(engine, spec, bodies),
+                               torch.from_numpy(labels).long())
     return results
 
 
@@ -180,9 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     temperature = calibrate(model, spec, data_dir, report.get("validation_images", 5000), report.get("seed", 1))
     write_temperature(config, temperature)
+    spec = ModelSpec.from_yaml(config)                       # served with the new temperature
     report.update(evaluate_on_test_set(model, spec, data_dir))
     report["temperature"] = temperature
-    report["served"] = evaluate_served(model, spec, temperature, tuple(KINDS_OF_DATASET[dataset]))
+    report["second_look_below"] = spec.second_look_below
+    report["served"] = evaluate_served(model, spec, tuple(KINDS_OF_DATASET[dataset]))
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"temperature {temperature} (written to {config})")
     print(f"{'set':24} {'accuracy':>9} {'errors':>6} {'ECE before':>10} {'ECE after':>9}")
