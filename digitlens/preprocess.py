@@ -317,12 +317,12 @@ def box_blur(grey: np.ndarray, width: int) -> np.ndarray:
     """Mean over a ``width``-pixel window along each axis (edges repeated). After a
     nearest-neighbour enlargement by ``width`` this is the linear interpolation a smooth
     enlargement would have made."""
-    for axis in (0, 1):
-        before, after = (width - 1) // 2, width // 2
-        padded = np.pad(grey, [(before, after + 1) if a == axis else (0, 0) for a in (0, 1)], mode="edge")
-        sums = np.cumsum(padded, axis=axis, dtype=np.float64)
-        grey = ((np.take(sums, np.arange(width, width + grey.shape[axis]), axis=axis)
-                 - np.take(sums, np.arange(grey.shape[axis]), axis=axis)) / width).astype(np.float32)
+    before, after = (width - 1) // 2, width // 2
+    for _ in range(2):                      # down the columns, then, transposed, along the rows
+        padded = np.pad(grey, ((before + 1, after), (0, 0)), mode="edge")
+        padded[0] = 0                       # so that sums[i] is the sum of the first i padded rows
+        sums = np.cumsum(padded, axis=0, dtype=np.float64)
+        grey = ((sums[width:] - sums[:-width]) / width).astype(np.float32).T
     return grey
 
 

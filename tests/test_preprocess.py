@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, block_side, body_bytes,
+from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, block_side, body_bytes, box_blur,
                                   center_by_mass, crop_to_ink, decode_png, fit_longer_side, flatten_background,
                                   isolate_ink, make_ink_light, open_image, prepare, reduce_to, to_greyscale)
 from training.presentations import KINDS
@@ -94,6 +94,16 @@ def test_a_blocky_enlargement_is_read_like_a_smooth_one(source, factor, spec):
         assert block_side(to_greyscale(open_image(smooth, LIMIT))) == 1
         offs.append(np.abs(prepare(blocky, spec).pixels / 255 - prepare(smooth, spec).pixels / 255).mean())
     assert np.mean(offs) < 0.025          # unsmoothed: 0.04 to 0.06
+
+
+@pytest.mark.parametrize("width,first,last", [(3, 9, 11), (4, 8, 11), (1, 10, 10)])
+def test_box_blur_spreads_a_point_evenly_over_its_window(width, first, last):
+    point = np.zeros((20, 30), np.float32)
+    point[10, 10] = 1.0
+    blurred = box_blur(point, width)
+    window = np.zeros_like(point)
+    window[first:last + 1, first:last + 1] = 1.0 / width ** 2
+    assert np.allclose(blurred, window, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", [kind for kind in KINDS if kind != "low-resolution"])

@@ -61,20 +61,18 @@ def prepared_batch(spec: ModelSpec, bodies: list[bytes]) -> tuple[np.ndarray, li
     return np.stack(tensors), refused
 
 
-def served_logits(model: torch.nn.Module, spec: ModelSpec, bodies: list[bytes]) -> torch.Tensor:
-    """The network's logits for uploads (no temperature, no second look); NaN for a refused one."""
-    batch, refused = prepared_batch(spec, bodies)
+def logits_for(model: torch.nn.Module, batch: np.ndarray, refused: list[int]) -> torch.Tensor:
+    """The network's logits (no temperature, no second look); NaN for a refused upload."""
     logits = logits_of(model, torch.from_numpy(batch)).clone()   # an inference tensor is read-only
     logits[refused] = float("nan")
     return logits
 
 
-def served_probabilities(engine: InferenceEngine, spec: ModelSpec, bodies: list[bytes], batch_size: int = 1000) -> torch.Tensor:
-    """What the endpoint answers for uploads: the engine's calibrated probabilities, second look
-    included; NaN for an upload that preparation refuses (it counts as an error)."""
-    batch, refused = prepared_batch(spec, bodies)
-    probabilities = torch.from_numpy(np.concatenate([engine.predict(batch[i:i + batch_size], with_activations=False).probabilities
-                                                     for i in range(0, len(batch), batch_size)]))
+def probabilities_for(engine: InferenceEngine, batch: np.ndarray, refused: list[int], chunk: int = 1000) -> torch.Tensor:
+    """What the endpoint answers: the engine's calibrated probabilities, second look included;
+    NaN for a refused upload (it counts as an error)."""
+    probabilities = torch.from_numpy(np.concatenate([engine.predict(batch[i:i + chunk], with_activations=False).probabilities
+                                                     for i in range(0, len(batch), chunk)]))
     probabilities[refused] = float("nan")
     return probabilities
 
@@ -137,7 +135,7 @@ def validation_split(data_dir: Path, validation: int, seed: int) -> tuple[torch.
 def calibrate(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path, validation: int, seed: int) -> float:
     images, labels = validation_split(cache_dir, validation, seed)
     bodies = [as_mnist_png(image) for image in images.numpy()]
-    return fit_temperature(served_logits(model, spec, bodies), labels)
+    return fit_temperature(logits_for(model, *prepared_batch(spec, bodies)), labels)
 
 
 def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, data_dir: Path) -> dict:
@@ -163,7 +161,8 @@ def evaluate_served(model: torch.nn.Module, spec: ModelSpec, kinds: tuple[str, .
     results = {}
     for kind in kinds:
         bodies, labels = presentation_set(kind, **({"size": size} if size else {}))
-        results[kind] = scores(served_logits(model, spec, bodies), served_probabilities(engine, spec, bodies),
+        batch, refused = prepared_batch(spec, bodies)
+        results[kind] = scores(logits_for(model, batch, refused), probabilities_for(engine, batch, refused),
                                torch.from_numpy(labels).long())
     return results
 
