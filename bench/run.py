@@ -7,8 +7,10 @@ The floor (`bench/floor_handler.py`: decode, greyscale, resize, forward, softmax
 Lens are archived with the same weights and serving settings and run side by side on their
 own loopback ports. One closed-loop client (a keep-alive session per concurrent caller)
 measures both, interleaved: every round visits each concurrency for the floor, Digit Lens,
-Digit Lens with charts and Digit Lens explaining with its chart; the tables give the median
-of the rounds. Last, the same client measures Digit Lens through the nginx front (ops.front)
+Digit Lens with charts and Digit Lens explaining with its chart (every other round in
+reverse order); the tables give the median of the rounds, and each ratio to the floor is
+the median of the rounds' own ratios, with their range (the two measured seconds apart, so
+the noise of a shared machine mostly cancels). Last, the same client measures Digit Lens through the nginx front (ops.front)
 with one TorchServe replica against two, the cores shared between the replicas.
 """
 from __future__ import annotations
@@ -36,7 +38,7 @@ from digitlens.preprocess import open_image, prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
 from ops.archive import build_archive, model_files
 from ops.front import UNLIMITED, NginxFront
-from ops.serve import REPO_ROOT, TorchServe, free_port
+from ops.serve import CONFIG, REPO_ROOT, TorchServe, free_port
 from training.evaluate import MODEL_DIR, load_model
 from training.presentations import presentation_set
 
@@ -145,14 +147,20 @@ def load(url: str, body: bytes, headers: dict, concurrency: int, seconds: float)
 def serving_yaml(settings: dict, work: Path) -> Path:
     """The model YAML with the benchmark's serving settings applied (for both archives)."""
     config = yaml.safe_load((MODEL_DIR / "mnist.yaml").read_text())
-    for key in ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay"):
-        if settings.get(key) is not None:
-            config[key] = settings[key]
+    config["minWorkers"] = config["maxWorkers"] = settings["workers"]
+    for key in ("batchSize", "maxBatchDelay"):
+        config[key] = settings[key]
     if settings.get("threads") is not None:
         config["handler"]["threads"] = settings["threads"]
     path = work / "mnist.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def default_workers() -> int:
+    """Workers per model where the archive names none: config.properties' default_workers_per_model."""
+    lines = (line.split("=", 1) for line in CONFIG.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return int(dict((key.strip(), value.strip()) for key, value in lines).get("default_workers_per_model", 1))
 
 
 def start_server(store: Path, name: str, work: Path) -> TorchServe:
@@ -163,6 +171,17 @@ def start_server(store: Path, name: str, work: Path) -> TorchServe:
 def medians(runs: dict[tuple, list[dict]]) -> dict[tuple, dict]:
     return {key: {metric: statistics.median(run[metric] for run in values) for metric in values[0]}
             for key, values in runs.items()}
+
+
+def paired_ratios(runs: list[dict], floor_runs: list[dict], metric: str) -> list[float]:
+    """Round by round, ``metric`` over the floor's in the same round: the two were measured
+    seconds apart, so a slow spell of this shared machine weighs on both."""
+    return [run[metric] / floor[metric] for run, floor in zip(runs, floor_runs)]
+
+
+def spread(ratios: list[float]) -> str:
+    """The median of per-round ratios, and their range."""
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
 def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple], list[tuple], dict]:
@@ -184,9 +203,11 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
             for url, headers in targets.values():
                 load(url, canvas, headers, 4, 1.0)        # warm-up
             runs: dict[tuple, list[dict]] = {}
-            for _ in range(rounds):
+            for round_number in range(rounds):
+                # Every other round in reverse, so that neither server is always measured first.
+                order = list(targets.items())[::-1 if round_number % 2 else 1]
                 for concurrency in CONCURRENCY:
-                    for target, (url, headers) in targets.items():
+                    for target, (url, headers) in order:
                         runs.setdefault((target, concurrency), []).append(load(url, canvas, headers, concurrency, seconds))
             rss = {name: sum(psutil.Process(pid).memory_info().rss for pid in server.worker_pids(name)) / 2**20
                    for name, server in servers.items()}
@@ -195,7 +216,8 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
                 server.stop()
     median = medians(runs)
     rows = [(target, str(c), f"{m['rps']:.0f}", f"{m['p50']:.1f}", f"{m['p95']:.1f}", f"{m['p99']:.1f}",
-             f"{m['rps'] / median[('floor', c)]['rps']:.2f}", f"{m['p50'] / median[('floor', c)]['p50']:.2f}",
+             spread(paired_ratios(runs[(target, c)], runs[("floor", c)], "rps")),
+             f"{statistics.median(paired_ratios(runs[(target, c)], runs[('floor', c)], 'p50')):.2f}",
              str(sum(run["failures"] for run in runs[(target, c)])))
             for c in CONCURRENCY for target in targets for m in [median[(target, c)]]]
     memory = [("floor", f"{rss['floor']:.0f}"), ("Digit Lens", f"{rss['mnist']:.0f}")]
@@ -251,24 +273,26 @@ def table(header: tuple, rows: list[tuple]) -> str:
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or platform.machine())
-    return f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, no GPU used"
+    gpu = f"GPU {torch.cuda.get_device_name(0)} (TorchServe gives it to every worker)" if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {gpu}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=300, help="repetitions of each in-process stage")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds over HTTP")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds over HTTP")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of one measurement")
-    parser.add_argument("--workers", type=int, help="override minWorkers/maxWorkers of model/mnist.yaml")
+    parser.add_argument("--workers", type=int, help="workers per model (default: config.properties' default_workers_per_model)")
     parser.add_argument("--batch-size", type=int, help="override batchSize")
     parser.add_argument("--max-batch-delay", type=int, help="override maxBatchDelay (ms)")
     parser.add_argument("--threads", type=int, help="override the handler's torch threads per worker")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the results (Markdown)")
     parser.add_argument("--http-only", action="store_true", help="skip the in-process stages (to compare settings)")
+    parser.add_argument("--no-front", action="store_true", help="skip the nginx front (a machine without nginx)")
     args = parser.parse_args(argv)
     spec = ModelSpec.from_yaml(MODEL_DIR / "mnist.yaml")
     base = yaml.safe_load((MODEL_DIR / "mnist.yaml").read_text())
-    settings = {"minWorkers": args.workers or base["minWorkers"], "maxWorkers": args.workers or base["maxWorkers"],
+    settings = {"workers": args.workers or default_workers(),
                 "batchSize": args.batch_size or base["batchSize"],
                 "maxBatchDelay": base["maxBatchDelay"] if args.max_batch_delay is None else args.max_batch_delay,
                 "threads": args.threads or spec.threads}
@@ -278,23 +302,24 @@ def main(argv: list[str] | None = None) -> int:
                                              in_process(spec, args.repeat, threads))
     print(stages, flush=True)
     http_rows, memory, _ = over_http(settings, args.rounds, args.seconds)
-    http = table(("server", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "req/s vs floor", "p50 vs floor",
+    http = table(("server", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "req/s vs floor (range)", "p50 vs floor",
                   "failed"), http_rows)
     rss = table(("worker RSS after the runs", "MiB"), memory)
     print(http, rss, sep="\n\n", flush=True)
-    front = table(("request", "concurrency", "replicas x torch threads", "req/s", "p50 ms", "p95 ms", "req/s vs 1 replica", "failed"),
-                  through_front(settings, args.rounds, args.seconds))
+    front = "" if args.no_front else table(
+        ("request", "concurrency", "replicas x torch threads", "req/s", "p50 ms", "p95 ms", "req/s vs 1 replica", "failed"),
+        through_front(settings, args.rounds, args.seconds))
     print(front)
     report = "\n\n".join([
         "# Digit Lens benchmark results",
         f"Written by `python -m bench.run` (`make bench`) on {datetime.date.today().isoformat()}.\n"
         f"Machine: {machine()}; torch {torch.__version__}.\n"
-        f"Serving settings (both servers): {settings['minWorkers']} worker(s), batch size {settings['batchSize']}, "
+        f"Serving settings (both servers): {settings['workers']} worker(s), batch size {settings['batchSize']}, "
         f"max batch delay {settings['maxBatchDelay']} ms, {settings['threads']} torch thread(s) per worker. "
         f"HTTP: canvas PNG 280x280, {args.rounds} interleaved rounds of {args.seconds:g} s per case, medians.",
         "## In process", stages, "## Over HTTP: Digit Lens against the bare floor", http, rss,
-        "## Through the nginx front: one TorchServe replica against two on the same cores", front,
-    ]) + "\n"
+    ] + ([] if args.no_front else ["## Through the nginx front: one TorchServe replica against two on the same cores", front])
+    ) + "\n"
     args.out.write_text(report)
     print(f"\nwrote {args.out}")
     return 0

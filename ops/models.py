@@ -17,7 +17,11 @@ No request is lost in a release. A new version answers every sample the model's 
 batches are not paid by users. TorchServe's unregister kills a worker together with
 whatever it is inferring, so `retire` first drains the version: it waits until its job
 queue is empty and then sends a probe through that queue; the probe is answered only after
-everything queued before it (with one worker per version, as configured here, exactly so).
+everything queued before it was taken by a worker. With one worker (config.properties) that
+worker has then answered it all. With several (the GPU stack runs four) another worker may
+still be inferring a batch it took earlier, and TorchServe shows no busy workers, so `retire`
+then also waits MULTI_WORKER_SETTLE_S, far longer than a batch takes (milliseconds on a GPU,
+tens of milliseconds on a CPU, 0.2 s for a fresh worker's first).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import yaml
 from ops.archive import DEFAULT_STORE, MODEL_DIR, REPO_ROOT, archive_name, build_archive, model_files
 
 WARM_UP_ROUNDS = 2          # each sample, plain and charted, this many times
+MULTI_WORKER_SETTLE_S = 2.0  # after the drain's probe, for a version with several workers (see above)
 
 
 def smoke_samples(name: str, model_dir: Path = MODEL_DIR) -> dict[str, tuple[bytes, str]]:
@@ -73,11 +78,12 @@ class ModelVersions:
     def default(self) -> str:
         return self._call("GET", f"/models/{self.name}").json()[0]["modelVersion"]
 
-    def register(self, version: str, workers: int = 1) -> None:
+    def register(self, version: str) -> None:
+        """Register ``version`` with the server's workers per model (default_workers_per_model:
+        1 on CPU, 4 in the GPU stack), waiting until they are up."""
         if version in self._versions_or_none():
             raise VersionError(f"{self.name} {version} is already registered")
-        self._call("POST", "/models", params={"url": archive_name(self.name, version),
-                                               "initial_workers": workers, "synchronous": "true"})
+        self._call("POST", "/models", params={"url": archive_name(self.name, version), "synchronous": "true"})
 
     def _versions_or_none(self) -> list[str]:
         try:
@@ -107,15 +113,23 @@ class ModelVersions:
                     result = self._predict_sample(version, name, charts)
         return {k: v for k, v in result.items() if k != "charts"}
 
+    def _describe(self, version: str) -> dict:
+        return self._call("GET", f"/models/{self.name}/{version}").json()[0]
+
     def pending(self, version: str) -> int:
-        return self._call("GET", f"/models/{self.name}/{version}").json()[0]["jobQueueStatus"]["pendingRequests"]
+        return self._describe(version)["jobQueueStatus"]["pendingRequests"]
+
+    def workers(self, version: str) -> int:
+        return len(self._describe(version)["workers"])
 
     def drain(self, version: str, timeout: float = 60) -> None:
         """Return once nothing sent to ``version`` before this call is queued or being inferred."""
         deadline = time.monotonic() + timeout
+        settle = MULTI_WORKER_SETTLE_S if self.workers(version) > 1 else 0.0
         while time.monotonic() < deadline:
             if self.pending(version) == 0:
                 self._predict_sample(version, next(iter(self.samples)), charts=False)
+                time.sleep(settle)
                 if self.pending(version) == 0:
                     return
             time.sleep(0.05)

@@ -39,6 +39,7 @@ def test_compose_file_reserves_a_gpu_and_publishes_only_the_front():
     assert not any(port.endswith((":8080", ":8082")) for port in torchserve["ports"])
     assert "/ping" in " ".join(torchserve["healthcheck"]["test"])
     assert "./model_store:/home/model-server/model-store:ro" in torchserve["volumes"]
+    assert torchserve["environment"]["TS_DEFAULT_WORKERS_PER_MODEL"] == "4"      # GPU: the worker's CPU is the bottleneck
     assert services["web"]["image"].startswith("nginx:")
     assert services["web"]["depends_on"]["torchserve"]["condition"] == "service_healthy"
     assert services["web"]["environment"]["PREDICT_RATE_LIMIT"] == COMPOSE_RATE_LIMIT
@@ -52,6 +53,16 @@ def test_cpu_override_swaps_the_image_and_drops_the_gpu():
     override = load_compose("docker-compose.cpu.yml")["services"]["torchserve"]
     assert override["build"]["args"]["BASE_IMAGE"] == "pytorch/torchserve:0.12.0-cpu"
     assert override["deploy"] == "!reset"
+    assert override["environment"]["TS_DEFAULT_WORKERS_PER_MODEL"] == "1"
+
+
+def test_the_archives_leave_the_worker_count_to_the_deployment():
+    properties = dict(line.split("=", 1) for line in (REPO_ROOT / "config.properties").read_text().splitlines()
+                      if "=" in line and not line.startswith("#"))
+    assert properties["default_workers_per_model"] == "1"
+    for name in ("mnist", "fashion"):
+        description = yaml.safe_load((REPO_ROOT / "model" / f"{name}.yaml").read_text())
+        assert "minWorkers" not in description and "maxWorkers" not in description
 
 
 def test_compose_file_passes_docker_compose_config():

@@ -70,6 +70,8 @@ def test_each_overlay_renders_to_valid_objects(overlay):
     assert container["image"] == f"digit-lens/torchserve-models:1.0-{overlay}"
     gpus = {part: container["resources"][part].get("nvidia.com/gpu") for part in ("requests", "limits")}
     assert gpus == ({"requests": 1, "limits": 1} if overlay == "gpu" else {"requests": None, "limits": None})
+    workers = {variable["name"]: variable["value"] for variable in container["env"]}.get("TS_DEFAULT_WORKERS_PER_MODEL")
+    assert workers == ("4" if overlay == "gpu" else None)       # else config.properties' 1
 
 
 def test_the_cluster_runs_the_repository_torchserve_configuration():
