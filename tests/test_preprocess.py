@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, block_side, body_bytes, box_blur,
+from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, block_side, body_bytes, border,
+                                  border_median, box_blur,
                                   center_by_mass, crop_to_ink, decode_png, fit_longer_side, flatten_background,
                                   isolate_ink, make_ink_light, open_image, prepare, reduce_to, to_greyscale)
 from training.presentations import KINDS
@@ -113,6 +114,12 @@ def test_nothing_but_a_blocky_enlargement_is_smoothed(kind):
     for index in range(20):
         ink, _ = mnist_digit(index)
         assert block_side(to_greyscale(open_image(KINDS[kind](ink, rng), LIMIT))) == 1, f"{kind} {index}"
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (28, 28), (140, 93), (2, 50)])
+def test_border_median_is_numpys_median_of_the_border(shape):
+    grey = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
+    assert border_median(grey) == pytest.approx(float(np.median(border(grey))), abs=1e-7)
 
 
 def test_ink_under_a_shadow_gets_its_contrast_back():
