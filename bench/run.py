@@ -10,8 +10,9 @@ measures both, interleaved: every round visits each concurrency for the floor, D
 Digit Lens with charts and Digit Lens explaining with its chart (every other round in
 reverse order); the tables give the median of the rounds, and each ratio to the floor is
 the median of the rounds' own ratios, with their range (the two measured seconds apart, so
-the noise of a shared machine mostly cancels). Last, the same client measures Digit Lens through the nginx front (ops.front)
-with one TorchServe replica against two, the cores shared between the replicas.
+the noise of a shared machine mostly cancels). Last, the same client measures Digit Lens
+through the nginx front (ops.front) with one TorchServe replica against two, the cores
+shared between the replicas (`--no-front` skips this where nginx is not installed).
 """
 from __future__ import annotations
 
