@@ -72,6 +72,9 @@ def test_each_overlay_renders_to_valid_objects(overlay):
     assert gpus == ({"requests": 1, "limits": 1} if overlay == "gpu" else {"requests": None, "limits": None})
     workers = {variable["name"]: variable["value"] for variable in container["env"]}.get("TS_DEFAULT_WORKERS_PER_MODEL")
     assert workers == ("4" if overlay == "gpu" else None)       # else config.properties' 1
+    per_replica = of_kind(objects, "ScaledObject")[0]["spec"]["triggers"][0]
+    assert per_replica["name"] == "requests-per-replica"
+    assert per_replica["metadata"]["threshold"] == ("350" if overlay == "gpu" else "50")   # half a replica's charted req/s
 
 
 def test_the_cluster_runs_the_repository_torchserve_configuration():
