@@ -39,7 +39,7 @@ from digitlens.preprocess import open_image, prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
 from ops.archive import build_archive, model_files
 from ops.front import UNLIMITED, NginxFront
-from ops.serve import CONFIG, REPO_ROOT, TorchServe, free_port
+from ops.serve import REPO_ROOT, TorchServe, config_properties, free_port
 from training.evaluate import MODEL_DIR, load_model
 from training.presentations import presentation_set
 
@@ -160,8 +160,7 @@ def serving_yaml(settings: dict, work: Path) -> Path:
 
 def default_workers() -> int:
     """Workers per model where the archive names none: config.properties' default_workers_per_model."""
-    lines = (line.split("=", 1) for line in CONFIG.read_text().splitlines() if "=" in line and not line.startswith("#"))
-    return int(dict((key.strip(), value.strip()) for key, value in lines).get("default_workers_per_model", 1))
+    return int(config_properties().get("default_workers_per_model", 1))
 
 
 def start_server(store: Path, name: str, work: Path) -> TorchServe:

@@ -29,6 +29,12 @@ RUN_DIR = REPO_ROOT / "run"
 PID_FILE = RUN_DIR / "serve.pid"
 
 
+def config_properties(path: Path = CONFIG) -> dict[str, str]:
+    """The settings of a TorchServe config.properties file (key=value lines; # starts a comment)."""
+    lines = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in lines}
+
+
 def free_port() -> int:
     """A loopback port nobody is listening on right now."""
     with socket.socket() as s:

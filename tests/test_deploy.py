@@ -8,7 +8,7 @@ import requests
 import yaml
 
 from ops.front import COMPOSE_RATE_LIMIT, Nginx, NginxFront, upstream_lines
-from ops.serve import REPO_ROOT, free_port
+from ops.serve import REPO_ROOT, config_properties, free_port
 from tests.conftest import MODELS, require_binary
 from tests.images import SEVEN, draw_strokes, encode
 
@@ -57,9 +57,7 @@ def test_cpu_override_swaps_the_image_and_drops_the_gpu():
 
 
 def test_the_archives_leave_the_worker_count_to_the_deployment():
-    properties = dict(line.split("=", 1) for line in (REPO_ROOT / "config.properties").read_text().splitlines()
-                      if "=" in line and not line.startswith("#"))
-    assert properties["default_workers_per_model"] == "1"
+    assert config_properties()["default_workers_per_model"] == "1"
     for name in ("mnist", "fashion"):
         description = yaml.safe_load((REPO_ROOT / "model" / f"{name}.yaml").read_text())
         assert "minWorkers" not in description and "maxWorkers" not in description
