@@ -86,11 +86,6 @@ def test_three_release_rollback_retire_cycles_under_load_lose_nothing(versioned_
     assert ops_models.ModelVersions(server.management_url, server.inference_url).versions() == ["1.0"]
 
 
-def worker_count(server, version: str) -> int:
-    details = requests.get(f"{server.management_url}/models/mnist/{version}", timeout=10).json()[0]
-    return len(details["workers"])
-
-
 def test_with_several_workers_a_release_gets_as_many_and_loses_no_request(model_store, tmp_path, monkeypatch):
     """The archives name no worker count: TorchServe's default_workers_per_model decides, which the
     GPU compose stack raises through TS_DEFAULT_WORKERS_PER_MODEL. A released version gets as many
@@ -99,11 +94,12 @@ def test_with_several_workers_a_release_gets_as_many_and_loses_no_request(model_
     (500s, and answers that never came)."""
     monkeypatch.setenv("TS_DEFAULT_WORKERS_PER_MODEL", "2")
     server = start_torchserve(model_store, tmp_path / "ts", {"mnist": "mnist-1.0.mar"})
+    versions = ops_models.ModelVersions(server.management_url, server.inference_url)
     try:
-        assert worker_count(server, "1.0") == 2
+        assert versions.workers("1.0") == 2
         with Traffic(f"{server.inference_url}/predictions/mnist", SEVENS, clients=8, headers={"X-Charts": "1"}) as traffic:
             assert cli(server, "release", "2.0") == 0
-            assert worker_count(server, "2.0") == 2
+            assert versions.workers("2.0") == 2
             traffic.wait_for_version("2.0")
             assert cli(server, "rollback") == 0 and cli(server, "retire", "2.0") == 0
             time.sleep(1)
