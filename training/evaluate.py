@@ -3,6 +3,7 @@ and write or check the report.
 
     python -m training.evaluate --model mnist     # report for model/mnist.pt, temperature into model/mnist.yaml
     python -m training.evaluate --model fashion
+    python -m training.evaluate --model mnist --draw 7 --kinds heavy-blur,low-resolution   # another draw, 2,000 each
 
 Accuracy is measured twice on the 10,000 test images: on the raw arrays (the model alone)
 and posted as PNG files through `digitlens.preprocess.prepare` and the serving engine, second
@@ -13,6 +14,7 @@ The presentation sets of the model's data set (`training.presentations`) go thro
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -27,7 +29,7 @@ from digitlens.preprocess import InputError, prepare
 import yaml
 
 from training.data import fetch_dataset, load_split
-from training.presentations import KINDS_OF_DATASET, as_mnist_png, presentation_set
+from training.presentations import KINDS_OF_DATASET, SET_SEED, as_mnist_png, presentation_set
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CALIBRATION_BINS = 15
@@ -41,7 +43,8 @@ def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
 @torch.inference_mode()
 def logits_of(model: torch.nn.Module, batch: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)])
+    device = next(model.parameters()).device
+    return torch.cat([model(batch[i:i + batch_size].to(device)).cpu() for i in range(0, len(batch), batch_size)])
 
 
 def predict_all(model: torch.nn.Module, images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
@@ -155,12 +158,13 @@ def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, data_dir: Path
     }
 
 
-def evaluate_served(model: torch.nn.Module, spec: ModelSpec, kinds: tuple[str, ...], size: int | None = None) -> dict:
+def evaluate_served(model: torch.nn.Module, spec: ModelSpec, kinds: tuple[str, ...], size: int | None = None,
+                    seed: int = SET_SEED) -> dict:
     """Accuracy and calibration error through `prepare` and the serving engine for each presentation kind."""
     engine = InferenceEngine.for_model(model, spec, torch.device("cpu"))
     results = {}
     for kind in kinds:
-        bodies, labels = presentation_set(kind, **({"size": size} if size else {}))
+        bodies, labels = presentation_set(kind, size, seed=seed)
         batch, refused = prepared_batch(spec, bodies)
         results[kind] = scores(logits_for(model, batch, refused), probabilities_for(engine, batch, refused),
                                torch.from_numpy(labels).long())
@@ -185,31 +189,50 @@ def dataset_of(config: Path) -> str:
         return yaml.safe_load(f).get("training", {}).get("data", "mnist")
 
 
+def print_table(served: dict) -> None:
+    print(f"{'set':24} {'accuracy':>9} {'errors':>6} {'ECE before':>10} {'ECE after':>9}")
+    for kind, result in served.items():
+        print(f"{kind:24} {result['accuracy']:9.4%} {result['errors']:6d} "
+              f"{result['calibration_error_uncalibrated']:10.4f} {result['calibration_error']:9.4f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mnist", help="model/<model>.yaml, .pt and -report.json")
     parser.add_argument("--weights", type=Path, help="instead of model/<model>.pt")
     parser.add_argument("--data", type=Path, help="folder of the data set's IDX files")
+    parser.add_argument("--draw", type=int, metavar="SEED",
+                        help="read another seeded draw of the presentation sets instead (--size uploads of each "
+                             "of --kinds): prints the table, writes nothing")
+    parser.add_argument("--size", type=int, default=2000, help="uploads of each kind in a --draw")
+    parser.add_argument("--kinds", help="comma-separated kinds for a --draw (default: all of the data set's)")
     args = parser.parse_args(argv)
     config, report_path = MODEL_DIR / f"{args.model}.yaml", MODEL_DIR / f"{args.model}-report.json"
     spec = ModelSpec.from_yaml(config)
     dataset = dataset_of(config)
+    kinds = tuple(args.kinds.split(",") if args.kinds else KINDS_OF_DATASET[dataset])
+    unknown = sorted(set(kinds) - set(KINDS_OF_DATASET[dataset]))
+    if unknown:
+        parser.error(f"unknown kinds {unknown}; {dataset} has {', '.join(KINDS_OF_DATASET[dataset])}")
+    if args.kinds and args.draw is None:
+        parser.error("--kinds goes with --draw: the report always has every kind")
     data_dir = fetch_dataset(dataset, args.data)
     model = load_model(args.weights or MODEL_DIR / f"{args.model}.pt", spec)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     temperature = calibrate(model, spec, data_dir, report.get("validation_images", 5000), report.get("seed", 1))
+    if args.draw is not None:
+        print(f"temperature {temperature}; draw {args.draw}, {args.size} uploads of each kind")
+        print_table(evaluate_served(model, dataclasses.replace(spec, temperature=temperature), kinds, args.size, args.draw))
+        return 0
     write_temperature(config, temperature)
     spec = ModelSpec.from_yaml(config)                       # served with the new temperature
     report.update(evaluate_on_test_set(model, spec, data_dir))
     report["temperature"] = temperature
     report["second_look_below"] = spec.second_look_below
-    report["served"] = evaluate_served(model, spec, tuple(KINDS_OF_DATASET[dataset]))
+    report["served"] = evaluate_served(model, spec, kinds)
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"temperature {temperature} (written to {config})")
-    print(f"{'set':24} {'accuracy':>9} {'errors':>6} {'ECE before':>10} {'ECE after':>9}")
-    for kind, result in report["served"].items():
-        print(f"{kind:24} {result['accuracy']:9.4%} {result['errors']:6d} "
-              f"{result['calibration_error_uncalibrated']:10.4f} {result['calibration_error']:9.4f}")
+    print_table(report["served"])
     return 0
 
 

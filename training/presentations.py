@@ -234,17 +234,20 @@ def load_test_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
     return images.numpy(), labels.numpy()
 
 
-def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE) -> tuple[list[bytes], np.ndarray]:
-    """``size`` uploads of one kind (bytes) and their labels; seeded, cached after the first call."""
+def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE,
+                     seed: int = SET_SEED) -> tuple[list[bytes], np.ndarray]:
+    """``size`` uploads of one kind (bytes) and their labels; seeded, cached after the first call.
+    Another ``seed`` draws other test images and presents them anew: a check that a choice made
+    on the usual sets holds beyond them."""
     size = size or (10000 if kind in WHOLE_TEST_SETS else SET_SIZE)
-    path = cache / f"{kind}-{size}-{SET_SEED}-v{SETS_VERSION}.npz"
+    path = cache / f"{kind}-{size}-{seed}-v{SETS_VERSION}.npz"
     if path.exists():
         stored = np.load(path)
         blob, ends = stored["blob"], stored["ends"]
         return [blob[start:end].tobytes() for start, end in zip(np.r_[0, ends[:-1]], ends)], stored["labels"]
     dataset, kinds = next((d, k) for d, k in KINDS_OF_DATASET.items() if kind in k)
     images, labels = load_test_set(dataset)
-    rng = np.random.default_rng([SET_SEED, sorted(kinds).index(kind)])
+    rng = np.random.default_rng([seed, sorted(kinds).index(kind)])
     chosen = rng.choice(len(images), size, replace=False)
     bodies = [kinds[kind](images[i], rng) for i in chosen]
     cache.mkdir(parents=True, exist_ok=True)

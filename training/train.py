@@ -52,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke runs)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, help="folder of the data set's IDX files (default: where training.data keeps it)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the network trains (cpu, cuda); augmentation stays on the CPU, seeded")
     parser.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for <name>.pt and <name>-report.json")
     args = parser.parse_args(argv)
     with open(args.config) as f:
@@ -62,22 +64,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator) -> tuple[float, float]:
+def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator,
+                device: torch.device) -> tuple[float, float]:
     model.train()
     order = torch.randperm(len(images), generator=generator)
     total_loss = correct = 0.0
     for start in range(0, len(order), args.batch_size):
         index = order[start:start + args.batch_size]
-        batch = augment(images[index].float().unsqueeze(1) / 255.0, generator)
+        batch = augment(images[index].float().unsqueeze(1) / 255.0, generator).to(device, non_blocking=True)
+        target = labels[index].to(device, non_blocking=True)
         logits = model(spec.normalise(batch))
-        loss = F.cross_entropy(logits, labels[index], label_smoothing=args.label_smoothing)
+        loss = F.cross_entropy(logits, target, label_smoothing=args.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
         ema.update_parameters(model)
         total_loss += loss.item() * len(index)
-        correct += (logits.argmax(1) == labels[index]).sum().item()
+        correct += (logits.argmax(1) == target).sum().item()
     return total_loss / len(order), correct / len(order)
 
 
@@ -99,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     train_images, train_labels = images[train_index], labels[train_index]
     val_images, val_labels = images[val_index], labels[val_index]
 
-    model = load_network(args.config.parent / spec.network_file, spec.network, len(spec.labels), args.init)
+    device = torch.device(args.device)
+    model = load_network(args.config.parent / spec.network_file, spec.network, len(spec.labels), args.init).to(device)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(1, args.epochs + 1):
         epoch_start = time.perf_counter()
         loss, train_acc = train_epoch(model, ema, optimizer, scheduler, train_images, train_labels, spec, args,
-                                      augment, generator)
+                                      augment, generator, device)
         val_acc = (predict_all(ema.module, val_images, spec) == val_labels).double().mean().item() if len(val_index) else float("nan")
         seconds = time.perf_counter() - epoch_start
         history.append({"epoch": epoch, "loss": round(loss, 5), "train_accuracy": round(train_acc, 5),
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     training_seconds = time.perf_counter() - started
 
     args.out.mkdir(parents=True, exist_ok=True)
+    ema.module.cpu()
     torch.save(ema.module.state_dict(), args.out / f"{name}.pt")
     report = {
         "model": spec.network, "data": dataset, "parameters": parameters, "epochs": args.epochs,
@@ -134,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         "training_images": len(train_index), "validation_images": len(val_index),
         "validation_accuracy": history[-1]["validation_accuracy"],
         "training_seconds": round(training_seconds, 1), "history": history,
-        "torch_version": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "torch_version": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"
+                   + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),
         "data_sha256": DATASET_SHA256[dataset],
         **evaluate_on_test_set(ema.module, spec, data_dir),
     }
