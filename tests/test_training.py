@@ -56,7 +56,7 @@ def test_the_yaml_chooses_network_data_and_augmentation_for_the_same_program(tmp
     assert report["test_accuracy"] > 0.5, "two epochs on 3,000 images should already beat chance by far"
 
 
-def test_another_draw_reads_other_uploads_and_writes_nothing(tmp_path, capsys):
+def test_another_draw_reads_other_uploads_and_writes_nothing(capsys):
     config, report = MODEL_DIR / "mnist.yaml", MODEL_DIR / "mnist-report.json"
     before = config.read_bytes(), report.read_bytes()
     assert evaluate.main(["--model", "mnist", "--draw", "11", "--size", "30", "--kinds", "canvas,low-resolution"]) == 0

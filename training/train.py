@@ -64,9 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator,
-                device: torch.device) -> tuple[float, float]:
+def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator) -> tuple[float, float]:
     model.train()
+    device = next(model.parameters()).device
     order = torch.randperm(len(images), generator=generator)
     total_loss = correct = 0.0
     for start in range(0, len(order), args.batch_size):
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(1, args.epochs + 1):
         epoch_start = time.perf_counter()
         loss, train_acc = train_epoch(model, ema, optimizer, scheduler, train_images, train_labels, spec, args,
-                                      augment, generator, device)
+                                      augment, generator)
         val_acc = (predict_all(ema.module, val_images, spec) == val_labels).double().mean().item() if len(val_index) else float("nan")
         seconds = time.perf_counter() - epoch_start
         history.append({"epoch": epoch, "loss": round(loss, 5), "train_accuracy": round(train_acc, 5),
