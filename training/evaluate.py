@@ -29,7 +29,7 @@ from digitlens.preprocess import InputError, prepare
 import yaml
 
 from training.data import fetch_dataset, load_split
-from training.presentations import KINDS_OF_DATASET, SET_SEED, as_mnist_png, presentation_set
+from training.presentations import SET_SEED, SETS_OF_DATASET, as_mnist_png, presentation_set
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CALIBRATION_BINS = 15
@@ -210,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     config, report_path = MODEL_DIR / f"{args.model}.yaml", MODEL_DIR / f"{args.model}-report.json"
     spec = ModelSpec.from_yaml(config)
     dataset = dataset_of(config)
-    kinds = tuple(args.kinds.split(",") if args.kinds else KINDS_OF_DATASET[dataset])
-    unknown = sorted(set(kinds) - set(KINDS_OF_DATASET[dataset]))
+    kinds = tuple(args.kinds.split(",") if args.kinds else SETS_OF_DATASET[dataset])
+    unknown = sorted(set(kinds) - set(SETS_OF_DATASET[dataset]))
     if unknown:
-        parser.error(f"unknown kinds {unknown}; {dataset} has {', '.join(KINDS_OF_DATASET[dataset])}")
+        parser.error(f"unknown kinds {unknown}; {dataset} has {', '.join(SETS_OF_DATASET[dataset])}")
     if args.kinds and args.draw is None:
         parser.error("--kinds goes with --draw: the report always has every kind")
     data_dir = fetch_dataset(dataset, args.data)

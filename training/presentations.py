@@ -4,7 +4,8 @@ Each kind turns a test image (uint8 28x28, light on black) into the bytes of an 
 `KINDS` are MNIST digits drawn, photographed and scanned, `GARMENT_KINDS` Fashion-MNIST
 products photographed or cut out. `presentation_set` builds 1,000 of one kind from a
 seeded choice of test images and caches them under `.cache/presentations/` (git-ignored),
-so the report, the tests and the benchmarks read the same files.
+so the report, the tests and the benchmarks read the same files. One set is not MNIST's:
+`other-writers`, every optdigits digit (43 other writers, 8x8) enlarged as a viewer would.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from training.data import DEFAULT_CACHE, fetch_dataset, load_split
+from training.data import DEFAULT_CACHE, fetch_dataset, fetch_optdigits, load_optdigits, load_split
 
 CACHE = DEFAULT_CACHE.parent / "presentations"
 SET_SIZE = 1000            # uploads per kind; the MNIST test set itself is used whole
@@ -226,6 +227,8 @@ GARMENT_KINDS = {
     "product-cutout": product_cutout,
 }
 KINDS_OF_DATASET = {"mnist": KINDS, "fashion-mnist": GARMENT_KINDS}
+OTHER_WRITERS = "other-writers"     # not MNIST's writers: every optdigits digit (training.data), evaluation only
+SETS_OF_DATASET = {"mnist": (*KINDS, OTHER_WRITERS), "fashion-mnist": tuple(GARMENT_KINDS)}
 WHOLE_TEST_SETS = ("mnist-png", "fashion-png")    # used whole, 10,000 images
 
 
@@ -234,11 +237,29 @@ def load_test_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
     return images.numpy(), labels.numpy()
 
 
+def other_writer_upload(pixels: np.ndarray, rng: np.random.Generator) -> bytes:
+    """An 8x8 digit (light on black) enlarged 12-24 times by a viewer, blockily, smoothly or
+    bicubically, either polarity: the ink fills the frame, as these digits were scanned."""
+    scale = int(rng.integers(12, 25))
+    resample = (Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC)[int(rng.integers(3))]
+    big = np.asarray(Image.fromarray(pixels).resize((8 * scale, 8 * scale), resample))
+    return encode(Image.fromarray(255 - big if rng.random() < 0.5 else big), "PNG")
+
+
+def other_writers_set(seed: int = SET_SEED) -> tuple[list[bytes], np.ndarray]:
+    """All 1,797 optdigits digits as uploads (quick to make, so not cached) and their labels."""
+    images, labels = load_optdigits(fetch_optdigits())
+    rng = np.random.default_rng([seed, len(KINDS)])
+    return [other_writer_upload(image, rng) for image in images], labels
+
+
 def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE,
                      seed: int = SET_SEED) -> tuple[list[bytes], np.ndarray]:
     """``size`` uploads of one kind (bytes) and their labels; seeded, cached after the first call.
     Another ``seed`` draws other test images and presents them anew: a check that a choice made
     on the usual sets holds beyond them."""
+    if kind == OTHER_WRITERS:
+        return other_writers_set(seed)
     size = size or (10000 if kind in WHOLE_TEST_SETS else SET_SIZE)
     path = cache / f"{kind}-{size}-{seed}-v{SETS_VERSION}.npz"
     if path.exists():
