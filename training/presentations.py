@@ -257,7 +257,7 @@ def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE,
                      seed: int = SET_SEED) -> tuple[list[bytes], np.ndarray]:
     """``size`` uploads of one kind (bytes) and their labels; seeded, cached after the first call.
     Another ``seed`` draws other test images and presents them anew: a check that a choice made
-    on the usual sets holds beyond them."""
+    on the usual sets holds beyond them. The other writers' set is always whole (no ``size``)."""
     if kind == OTHER_WRITERS:
         return other_writers_set(seed)
     size = size or (10000 if kind in WHOLE_TEST_SETS else SET_SIZE)
