@@ -8,7 +8,11 @@ TRAIN_DEVICE ?= cpu
 # Every model/<name>.yaml (with its .pt and network file) is archived and served side by side, mnist first.
 MODELS := mnist $(filter-out mnist,$(patsubst model/%.yaml,%,$(wildcard model/*.yaml)))
 ARCHIVES := $(foreach model,$(MODELS),model_store/$(model)-$(MODEL_VERSION).mar)
-SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose dataset-fashion-mnist
+# The fonts are training data: digits set in handwriting and book faces (training/typefaces.py).
+SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose dataset-fashion-mnist \
+	fonts-bwht fonts-dkg-handwriting fonts-breip fonts-kristi fonts-klee fonts-rufscript fonts-humor-sans \
+	fonts-comic-neue fonts-kaushanscript fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 \
+	fonts-open-sans fonts-sil-andika fonts-opendyslexic
 CODE := $(wildcard digitlens/*.py handler/*.py model/*.py)
 
 .PHONY: venv data train train-fashion evaluate mar serve stop test bench system-deps kubernetes-config clean

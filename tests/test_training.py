@@ -5,7 +5,7 @@ import torch
 import pytest
 
 from training import evaluate, train
-from training.augment import augment_batch, augment_garments, augmenter
+from training.augment import augment_batch, augment_garments, augmenter, widen_to_box
 from training.data import DEFAULT_CACHE, fetch_dataset, load_split
 from training.evaluate import MODEL_DIR
 from training.presentations import presentation_set
@@ -31,6 +31,25 @@ def test_a_short_training_run_learns_and_writes_weights_and_report(tmp_path):
     assert report["test_images"] == 10000
     assert report["test_accuracy"] > 0.6, "two epochs on 3,000 images should already beat chance by far"
     assert len(report["confusion_matrix"]) == 10
+
+
+def ink_extent(images: torch.Tensor, dim: int) -> torch.Tensor:
+    """How many rows (dim 2) or columns (dim 1) of each (N, 1, H, W) image hold ink."""
+    return (images[:, 0] > 0.2).any(dim).sum(1)
+
+
+def test_narrow_digits_are_widened_to_a_box_and_wide_ones_left_alone():
+    images, labels = load_split(DEFAULT_CACHE, "t10k")
+    ones, zeros = images[labels == 1][:50], images[labels == 0][:50]
+    batch = torch.cat([ones, zeros]).float().unsqueeze(1) / 255
+    widened = widen_to_box(batch, torch.Generator().manual_seed(0), share=1.0)
+    width, height = ink_extent(batch, 1), ink_extent(batch, 2)
+    new_width, new_height = ink_extent(widened, 1), ink_extent(widened, 2)
+    assert (new_height - height).abs().max() <= 1                        # only stretched across
+    assert (new_width[:50] >= 0.5 * height[:50]).all() and new_width[:50].float().mean() > 2 * width[:50].float().mean()
+    already_wide = width >= 0.85 * height
+    assert already_wide[50:].sum() > 25 and torch.equal(widened[already_wide], batch[already_wide])
+    assert torch.equal(widen_to_box(batch, torch.Generator().manual_seed(0), share=0.0), batch)
 
 
 def test_garment_augmentation_mirrors_shifts_and_hides_patches():

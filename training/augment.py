@@ -161,14 +161,49 @@ def degrade(images: torch.Tensor, generator: torch.Generator, content_size: int,
     return normalise_like_serving(out, content_size)
 
 
+def widen_to_box(images: torch.Tensor, generator: torch.Generator, share: float,
+                 aspect: tuple[float, float] = (0.55, 0.85), threshold: float = 0.2) -> torch.Tensor:
+    """Stretch narrow digits across, about their middle, until their ink is ``aspect`` times as wide
+    as it is tall (never narrower than before): what scanners that normalise each digit to fill a
+    box do (NIST's forms behind optdigits, USPS), where a one comes out nearly as wide as a zero."""
+    n, _, h, w = images.shape
+    chosen = torch.rand(n, generator=generator) < share
+    target = _uniform(n, *aspect, generator)
+    if not chosen.any():
+        return images
+    ink = images[:, 0] > threshold
+    columns, rows = ink.any(1), ink.any(2)
+    left, right = _first_and_last(columns)
+    top, bottom = _first_and_last(rows)
+    width, height = (right - left + 1).float(), (bottom - top + 1).float()
+    stretch = (target * height / width).clamp(max=4.0)
+    narrow = chosen & columns.any(1) & (stretch > 1)
+    if not narrow.any():
+        return images
+    stretch = stretch[narrow]
+    middle = (left + right + 1)[narrow].float() / w - 1      # the ink's middle in affine_grid's [-1, 1] units
+    theta = torch.zeros(len(stretch), 2, 3)
+    theta[:, 0, 0] = 1 / stretch
+    theta[:, 0, 2] = middle * (1 - 1 / stretch)
+    theta[:, 1, 1] = 1
+    grid = F.affine_grid(theta, [len(stretch), 1, h, w], align_corners=False)
+    out = images.clone()
+    out[narrow] = F.grid_sample(images[narrow], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out
+
+
 def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_share: float = 0.5,
                   degraded_share: float = 0.0, content_size: int = 20,
-                  low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False) -> torch.Tensor:
-    """Every image is moved, turned and resized; a share of them also gets another pen, blur and
-    contrast, and another share (for fine-tuning on other hands) is degraded as `degrade` says.
+                  low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False,
+                  widened_share: float = 0.0) -> torch.Tensor:
+    """Every image is moved, turned and resized; ``widened_share`` of them are widened to a box
+    (`widen_to_box`); a share of them also gets another pen, blur and contrast, and another share
+    (for fine-tuning on other hands) is degraded as `degrade` says.
     With ``as_served`` the others too are normalised as serving normalises uploads, so the
     network trains on exactly what the endpoint gives it."""
     images = random_affine(images, generator)
+    if widened_share:
+        images = widen_to_box(images, generator, widened_share)
     chosen = torch.rand(images.shape[0], generator=generator) < photometric_share
     if chosen.any():
         images = images.clone()
@@ -215,13 +250,14 @@ def augment_garments(images: torch.Tensor, generator: torch.Generator) -> torch.
 
 
 def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20,
-              low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False):
+              low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False,
+              widened_share: float = 0.0):
     """The augmentation a model's YAML names, as a function of (images, generator)."""
     if name == "handwriting":
         return partial(augment_batch, degraded_share=degraded_share, content_size=content_size,
-                       low_resolution_share=low_resolution_share, as_served=as_served)
+                       low_resolution_share=low_resolution_share, as_served=as_served, widened_share=widened_share)
     if name == "garments":
-        if degraded_share or as_served:
-            raise ValueError("--degraded-share and --as-served apply to handwriting only")
+        if degraded_share or as_served or widened_share:
+            raise ValueError("--degraded-share, --widened-share and --as-served apply to handwriting only")
         return augment_garments
     raise ValueError(f"unknown augmentation {name!r}; known: handwriting, garments")

@@ -27,6 +27,7 @@ from digitlens.engine import load_network
 from training.augment import LOW_RESOLUTION_SHARE, augmenter
 from training.data import DATASET_SHA256, fetch_dataset, load_split
 from training.evaluate import MODEL_DIR, evaluate_on_test_set, predict_all, validation_split_index
+from training.typefaces import typeface_digits
 
 DEFAULTS = {"epochs": 28, "lr": 0.08, "label_smoothing": 0.05}
 
@@ -47,6 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="of the degraded images, the share given a low-resolution source (the rest: marker, blur, fine pen)")
     parser.add_argument("--as-served", action="store_true",
                         help="normalise every training image as serving normalises uploads (cropped, scaled, centred by mass)")
+    parser.add_argument("--widened-share", type=float, default=0.0,
+                        help="share of each batch whose narrow digits are widened to a box (handwriting only; "
+                             "see training.augment.widen_to_box)")
+    parser.add_argument("--typeface-share", type=float, default=0.0,
+                        help="share of the training images that are digits set in typefaces (handwriting only; "
+                             "see training.typefaces)")
     parser.add_argument("--init", type=Path, help="start from these weights (fine-tuning) instead of from scratch")
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke runs)")
@@ -62,6 +69,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, args.training.get(key, default))
     return args
+
+
+def with_typefaces(images: torch.Tensor, labels: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images, with typeface digits (face after face, over again) making up ``share`` of them."""
+    if not share:
+        return images, labels
+    if not 0 < share < 1:
+        raise ValueError(f"--typeface-share must be between 0 and 1, not {share}")
+    faces, face_labels = typeface_digits()
+    chosen = torch.arange(round(share * len(images) / (1 - share))) % len(faces)
+    return torch.cat([images, faces[chosen]]), torch.cat([labels, face_labels[chosen]])
 
 
 def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator) -> tuple[float, float]:
@@ -93,14 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     name = args.config.stem
     dataset = args.training.get("data", "mnist")
     augment = augmenter(args.training.get("augment", "handwriting"), args.degraded_share, spec.content_size,
-                        args.low_resolution_share, args.as_served)
+                        args.low_resolution_share, args.as_served, args.widened_share)
 
+    if args.typeface_share and dataset != "mnist":
+        raise SystemExit(f"--typeface-share adds digits: it does not apply to {dataset}")
     data_dir = fetch_dataset(dataset, args.data)
     images, labels = load_split(data_dir, "train")
     val_index, train_index = validation_split_index(len(images), args.validation, args.seed)
     if args.limit:
         train_index = train_index[:args.limit]
-    train_images, train_labels = images[train_index], labels[train_index]
+    train_images, train_labels = with_typefaces(images[train_index], labels[train_index], args.typeface_share)
     val_images, val_labels = images[val_index], labels[val_index]
 
     device = torch.device(args.device)
@@ -108,11 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                                 weight_decay=args.weight_decay)
-    steps_per_epoch = -(-len(train_index) // args.batch_size)
+    steps_per_epoch = -(-len(train_images) // args.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs,
                                                     steps_per_epoch=steps_per_epoch, pct_start=0.2)
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"{spec.network} on {dataset}: {parameters} parameters; {len(train_index)} training, "
+    print(f"{spec.network} on {dataset}: {parameters} parameters; {len(train_images)} training, "
           f"{len(val_index)} validation images; {torch.get_num_threads()} threads", flush=True)
 
     started = time.perf_counter()
@@ -136,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         "model": spec.network, "data": dataset, "parameters": parameters, "epochs": args.epochs,
         "batch_size": args.batch_size, "peak_lr": args.lr, "label_smoothing": args.label_smoothing,
         "augment": args.training.get("augment", "handwriting"), "degraded_share": args.degraded_share,
-        "low_resolution_share": args.low_resolution_share, "as_served": args.as_served, "seed": args.seed,
-        "training_images": len(train_index), "validation_images": len(val_index),
+        "low_resolution_share": args.low_resolution_share,
+        "widened_share": args.widened_share, "typeface_share": args.typeface_share, "as_served": args.as_served, "seed": args.seed,
+        "training_images": len(train_images), "validation_images": len(val_index),
         "validation_accuracy": history[-1]["validation_accuracy"],
         "training_seconds": round(training_seconds, 1), "history": history,
         "torch_version": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"
