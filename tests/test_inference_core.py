@@ -122,9 +122,9 @@ def test_all_10000_test_digits_posted_as_pngs_are_read_as_reported_and_calibrate
     assert expected_calibration_error(torch.from_numpy(probabilities), torch.from_numpy(labels).long()) <= 0.015
 
 
-# Issue 9 asks for 97 % on other writers' digits; the committed model reads 96.2 % of these
-# (model/mnist-report.json, README "Every hand"): this floor guards what there is.
-OTHER_WRITERS_FLOOR = 0.955
+# Issue 9 asks for 97 % on other writers' digits; the committed model reads 97.05 % of these
+# (model/mnist-report.json, README "Every hand"). The model before it read 96.2 %.
+OTHER_WRITERS_FLOOR = 0.97
 
 
 def test_other_writers_digits_are_read_as_reported_and_calibrated(engine, spec):

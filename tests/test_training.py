@@ -4,6 +4,8 @@ import torch
 
 import pytest
 
+from digitlens.config import ModelSpec
+from digitlens.engine import load_network
 from training import evaluate, train
 from training.augment import augment_batch, augment_garments, augmenter, widen_to_box
 from training.data import DEFAULT_CACHE, fetch_dataset, load_split
@@ -50,6 +52,23 @@ def test_narrow_digits_are_widened_to_a_box_and_wide_ones_left_alone():
     already_wide = width >= 0.85 * height
     assert already_wide[50:].sum() > 25 and torch.equal(widened[already_wide], batch[already_wide])
     assert torch.equal(widen_to_box(batch, torch.Generator().manual_seed(0), share=0.0), batch)
+
+
+def test_keeping_some_of_the_starting_weights_interpolates_every_float_tensor(tmp_path):
+    spec = ModelSpec.from_yaml(MODEL_DIR / "mnist.yaml")
+    start = load_network(MODEL_DIR / spec.network_file, spec.network, len(spec.labels), MODEL_DIR / "mnist.pt")
+    torch.save(start.state_dict(), tmp_path / "start.pt")
+    trained = load_network(MODEL_DIR / spec.network_file, spec.network, len(spec.labels))      # fresh weights
+    before = {name: tensor.clone() for name, tensor in trained.state_dict().items()}
+    train.keep_some_of(trained, tmp_path / "start.pt", 0.3)
+    after, wanted = trained.state_dict(), start.state_dict()
+    for name, tensor in after.items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, 0.7 * before[name] + 0.3 * wanted[name], atol=1e-6), name
+        else:
+            assert torch.equal(tensor, before[name]), name
+    with pytest.raises(SystemExit, match="needs --init"):
+        train.main(["--keep-init-share", "0.3"])
 
 
 def test_garment_augmentation_mirrors_shifts_and_hides_patches():

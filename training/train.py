@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="share of the training images that are digits set in typefaces (handwriting only; "
                              "see training.typefaces)")
     parser.add_argument("--init", type=Path, help="start from these weights (fine-tuning) instead of from scratch")
+    parser.add_argument("--keep-init-share", type=float, default=0.0,
+                        help="with --init: save this share of the starting weights plus the rest of the trained "
+                             "ones (weight-space ensembling, WiSE-FT), keeping more of what the start read well")
     parser.add_argument("--validation", type=int, default=5000, help="training images held out for validation")
     parser.add_argument("--limit", type=int, default=0, help="train on only this many images (smoke runs)")
     parser.add_argument("--seed", type=int, default=1)
@@ -80,6 +83,16 @@ def with_typefaces(images: torch.Tensor, labels: torch.Tensor, share: float) -> 
     faces, face_labels = typeface_digits()
     chosen = torch.arange(round(share * len(images) / (1 - share))) % len(faces)
     return torch.cat([images, faces[chosen]]), torch.cat([labels, face_labels[chosen]])
+
+
+def keep_some_of(model: torch.nn.Module, start: Path, share: float) -> None:
+    """Move the model's weights ``share`` of the way back to the weights in ``start``, in place
+    (batch-norm statistics too; counters stay the trained model's)."""
+    start_state = torch.load(start, map_location="cpu", weights_only=True)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.lerp_(start_state[name].to(tensor.device), share)
 
 
 def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator) -> tuple[float, float]:
@@ -113,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     augment = augmenter(args.training.get("augment", "handwriting"), args.degraded_share, spec.content_size,
                         args.low_resolution_share, args.as_served, args.widened_share)
 
+    if args.keep_init_share and not (args.init and 0 < args.keep_init_share < 1):
+        raise SystemExit("--keep-init-share needs --init and a share between 0 and 1")
     if args.typeface_share and dataset != "mnist":
         raise SystemExit(f"--typeface-share adds digits: it does not apply to {dataset}")
     data_dir = fetch_dataset(dataset, args.data)
@@ -151,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     ema.module.cpu()
+    if args.keep_init_share:
+        keep_some_of(ema.module, args.init, args.keep_init_share)
+        val_acc = (predict_all(ema.module, val_images, spec) == val_labels).double().mean().item() if len(val_index) else float("nan")
     torch.save(ema.module.state_dict(), args.out / f"{name}.pt")
     report = {
         "model": spec.network, "data": dataset, "parameters": parameters, "epochs": args.epochs,
@@ -159,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "low_resolution_share": args.low_resolution_share,
         "widened_share": args.widened_share, "typeface_share": args.typeface_share, "as_served": args.as_served, "seed": args.seed,
         "training_images": len(train_images), "validation_images": len(val_index),
-        "validation_accuracy": history[-1]["validation_accuracy"],
+        "validation_accuracy": round(val_acc, 5), "keep_init_share": args.keep_init_share,
         "training_seconds": round(training_seconds, 1), "history": history,
         "torch_version": torch.__version__, "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"
                    + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""),

@@ -27,8 +27,8 @@ TYPEFACE_PACKAGES = (
     "fonts-humor-sans", "fonts-comic-neue", "fonts-kaushanscript", "fonts-dejavu-core", "fonts-liberation",
     "fonts-freefont-ttf", "fonts-urw-base35", "fonts-open-sans", "fonts-sil-andika", "fonts-opendyslexic",
 )
-# Faces in those packages whose "digits" are symbols, or whose digits are ornamented (a dotted
-# or slashed zero, outlined strokes) in a way no hand writes.
+# Faces in those packages made for symbols or mathematics, and monospaced faces, whose dotted
+# and slashed zeros no hand writes.
 NOT_HANDS = ("D050000L*", "StandardSymbols*", "*Mono*", "DejaVuMathTeXGyre*")
 RENDER_SIZE = 96            # pixels per em when a glyph is drawn, before it is reduced
 DIGIT_BOX = 20              # the longer side of the ink in the 28x28 frame, as in MNIST
