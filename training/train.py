@@ -95,6 +95,11 @@ def keep_some_of(model: torch.nn.Module, start: Path, share: float) -> None:
                 tensor.lerp_(start_state[name].to(tensor.device), share)
 
 
+def accuracy_of(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: ModelSpec) -> float:
+    """Share of ``images`` the model reads as ``labels``; NaN when there are none (no validation split)."""
+    return (predict_all(model, images, spec) == labels).double().mean().item() if len(images) else float("nan")
+
+
 def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator) -> tuple[float, float]:
     model.train()
     device = next(model.parameters()).device
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         epoch_start = time.perf_counter()
         loss, train_acc = train_epoch(model, ema, optimizer, scheduler, train_images, train_labels, spec, args,
                                       augment, generator)
-        val_acc = (predict_all(ema.module, val_images, spec) == val_labels).double().mean().item() if len(val_index) else float("nan")
+        val_acc = accuracy_of(ema.module, val_images, val_labels, spec)
         seconds = time.perf_counter() - epoch_start
         history.append({"epoch": epoch, "loss": round(loss, 5), "train_accuracy": round(train_acc, 5),
                         "validation_accuracy": round(val_acc, 5), "seconds": round(seconds, 1)})
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ema.module.cpu()
     if args.keep_init_share:
         keep_some_of(ema.module, args.init, args.keep_init_share)
-        val_acc = (predict_all(ema.module, val_images, spec) == val_labels).double().mean().item() if len(val_index) else float("nan")
+        val_acc = accuracy_of(ema.module, val_images, val_labels, spec)
     torch.save(ema.module.state_dict(), args.out / f"{name}.pt")
     report = {
         "model": spec.network, "data": dataset, "parameters": parameters, "epochs": args.epochs,
