@@ -133,7 +133,8 @@ def bold_marker_tight_crop(ink: np.ndarray, rng: np.random.Generator) -> bytes:
 
 
 def heavy_blur(ink: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Out of focus: dark ink on paper, blurred by 4-8 % of the digit's size."""
+    """Out of focus: dark ink on paper, blurred (Gaussian sigma) by 4-8 % of the side of the digit's
+    whole 28x28 image, 1.1-2.2 px at that size."""
     side = int(rng.integers(120, 260))
     page = np.full((int(side * 1.4), int(side * 1.4)), 0.93, np.float32)
     offset = (page.shape[0] - side) // 2
