@@ -35,7 +35,8 @@ train: data                         ## retrain model/mnist.pt and its report (~7
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/as-served/mnist.pt --epochs 8 --lr 0.01 \
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --out .cache/low-resolution
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/low-resolution/mnist.pt --epochs 5 --lr 0.006 \
-		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 --keep-init-share 0.3
+		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 \
+		--restroked-share 0.15 --keep-init-share 0.2
 	$(PY) -m training.evaluate --model mnist
 
 train-fashion: data                 ## retrain model/fashion.pt and its report (~65 min on 2 CPU cores)

@@ -67,7 +67,7 @@ def test_shadows_are_flattened_and_bold_ink_is_kept():
 
 @pytest.mark.parametrize("kind,uneven", [("shadowed-photo", True), ("ballpoint-photo", True), ("photo", True),
                                          ("bold-marker-tight", False), ("canvas", False), ("heavy-blur", False),
-                                         ("low-resolution", False)])
+                                         ("low-resolution", False), ("touch-drawing", False)])
 def test_only_unevenly_lit_paper_is_flattened(kind, uneven):
     """Light changes gradually along the border; a bold digit in a tight crop steps up sharply."""
     rng = np.random.default_rng(1)

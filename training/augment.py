@@ -9,8 +9,11 @@ mirror images, small shifts and zooms, and a patch hidden here and there.
 import math
 from functools import partial
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
+from skimage.morphology import skeletonize
 
 from digitlens.preprocess import BLANK_CONTRAST, INK_PERCENTILE, NOISE_FLOOR
 
@@ -192,10 +195,35 @@ def widen_to_box(images: torch.Tensor, generator: torch.Generator, share: float,
     return out
 
 
+def brush_along(centre_lines: np.ndarray, radius: float) -> np.ndarray:
+    """What a round brush of ``radius`` pixels leaves drawn along the True pixels of ``centre_lines``:
+    coverage in [0, 1], its edge anti-aliased over a pixel."""
+    return np.clip(radius + 0.5 - ndimage.distance_transform_edt(~centre_lines), 0, 1)
+
+
+def restroke(images: torch.Tensor, generator: torch.Generator, share: float,
+             width: tuple[float, float] = (0.6, 3.4), threshold: float = 0.5) -> torch.Tensor:
+    """Draw ``share`` of the digits again with a round brush of one width (``width`` pixels, hairline
+    to marker), along their strokes' centre lines: a brush tool's even line, where MNIST's pen swells
+    and thins. Worked at twice the size, so the centre lines and the brush's edge fall between pixels."""
+    chosen = torch.nonzero(torch.rand(images.shape[0], generator=generator) < share).flatten()
+    if not len(chosen):
+        return images
+    radii = _uniform(len(chosen), *width, generator)     # half the width, in pixels of the doubled image
+    doubled = F.interpolate(images[chosen], scale_factor=2, mode="bilinear", align_corners=False)[:, 0].numpy()
+    drawn = []
+    for digit, radius in zip(doubled, radii.tolist()):
+        centre_lines = skeletonize(digit > threshold)
+        drawn.append(brush_along(centre_lines, radius) if centre_lines.any() else digit)
+    out = images.clone()
+    out[chosen] = F.avg_pool2d(torch.from_numpy(np.stack(drawn)).float().unsqueeze(1), 2)
+    return out
+
+
 def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_share: float = 0.5,
                   degraded_share: float = 0.0, content_size: int = 20,
                   low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False,
-                  widened_share: float = 0.0) -> torch.Tensor:
+                  widened_share: float = 0.0, restroked_share: float = 0.0) -> torch.Tensor:
     """Every image is moved, turned and resized; ``widened_share`` of them are widened to a box
     (`widen_to_box`); a share of them also gets another pen, blur and contrast, and another share
     (for fine-tuning on other hands) is degraded as `degrade` says.
@@ -204,6 +232,8 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_
     images = random_affine(images, generator)
     if widened_share:
         images = widen_to_box(images, generator, widened_share)
+    if restroked_share:
+        images = restroke(images, generator, restroked_share)
     chosen = torch.rand(images.shape[0], generator=generator) < photometric_share
     if chosen.any():
         images = images.clone()
@@ -251,13 +281,14 @@ def augment_garments(images: torch.Tensor, generator: torch.Generator) -> torch.
 
 def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20,
               low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False,
-              widened_share: float = 0.0):
+              widened_share: float = 0.0, restroked_share: float = 0.0):
     """The augmentation a model's YAML names, as a function of (images, generator)."""
     if name == "handwriting":
         return partial(augment_batch, degraded_share=degraded_share, content_size=content_size,
-                       low_resolution_share=low_resolution_share, as_served=as_served, widened_share=widened_share)
+                       low_resolution_share=low_resolution_share, as_served=as_served, widened_share=widened_share,
+                       restroked_share=restroked_share)
     if name == "garments":
-        if degraded_share or as_served or widened_share:
-            raise ValueError("--degraded-share, --widened-share and --as-served apply to handwriting only")
+        if degraded_share or as_served or widened_share or restroked_share:
+            raise ValueError("--degraded-share, --widened-share, --restroked-share and --as-served apply to handwriting only")
         return augment_garments
     raise ValueError(f"unknown augmentation {name!r}; known: handwriting, garments")

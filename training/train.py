@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--widened-share", type=float, default=0.0,
                         help="share of each batch whose narrow digits are widened to a box (handwriting only; "
                              "see training.augment.widen_to_box)")
+    parser.add_argument("--restroked-share", type=float, default=0.0,
+                        help="share of each batch drawn again with a brush of one width (handwriting only; "
+                             "see training.augment.restroke)")
     parser.add_argument("--typeface-share", type=float, default=0.0,
                         help="share of the training images that are digits set in typefaces (handwriting only; "
                              "see training.typefaces)")
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.config.stem
     dataset = args.training.get("data", "mnist")
     augment = augmenter(args.training.get("augment", "handwriting"), args.degraded_share, spec.content_size,
-                        args.low_resolution_share, args.as_served, args.widened_share)
+                        args.low_resolution_share, args.as_served, args.widened_share, args.restroked_share)
 
     if args.keep_init_share and not (args.init and 0 < args.keep_init_share < 1):
         raise SystemExit("--keep-init-share needs --init and a share between 0 and 1")
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size, "peak_lr": args.lr, "label_smoothing": args.label_smoothing,
         "augment": args.training.get("augment", "handwriting"), "degraded_share": args.degraded_share,
         "low_resolution_share": args.low_resolution_share,
-        "widened_share": args.widened_share, "typeface_share": args.typeface_share, "as_served": args.as_served, "seed": args.seed,
+        "widened_share": args.widened_share, "restroked_share": args.restroked_share, "typeface_share": args.typeface_share, "as_served": args.as_served, "seed": args.seed,
         "training_images": len(train_images), "validation_images": len(val_index),
         "validation_accuracy": round(val_acc, 5), "keep_init_share": args.keep_init_share,
         "training_seconds": round(training_seconds, 1), "history": history,
