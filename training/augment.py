@@ -225,7 +225,8 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, photometric_
                   low_resolution_share: float = LOW_RESOLUTION_SHARE, as_served: bool = False,
                   widened_share: float = 0.0, restroked_share: float = 0.0) -> torch.Tensor:
     """Every image is moved, turned and resized; ``widened_share`` of them are widened to a box
-    (`widen_to_box`); a share of them also gets another pen, blur and contrast, and another share
+    (`widen_to_box`) and ``restroked_share`` drawn again with a brush (`restroke`); a share of them
+    also gets another pen, blur and contrast, and another share
     (for fine-tuning on other hands) is degraded as `degrade` says.
     With ``as_served`` the others too are normalised as serving normalises uploads, so the
     network trains on exactly what the endpoint gives it."""
