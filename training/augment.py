@@ -290,6 +290,7 @@ def augmenter(name: str, degraded_share: float = 0.0, content_size: int = 20,
                        restroked_share=restroked_share)
     if name == "garments":
         if degraded_share or as_served or widened_share or restroked_share:
-            raise ValueError("--degraded-share, --widened-share, --restroked-share and --as-served apply to handwriting only")
+            raise ValueError("--degraded-share, --widened-share, --restroked-share and --as-served "
+                             "apply to handwriting only")
         return augment_garments
     raise ValueError(f"unknown augmentation {name!r}; known: handwriting, garments")
