@@ -42,6 +42,8 @@ FILLS_FRAME = 0.9          # ... unless the object already spans this share of t
 MIN_PAPER_BRIGHTNESS = 0.1  # darker paper is not brightened further (noise would become ink)
 SPNG_MODES = ("L", "RGB", "RGBA")  # 8-bit PNGs of these modes are decoded by libspng (see decode_png)
 UNEVEN_BORDER = 0.04        # flatten when the page's border varies more than this (see background_is_uneven)
+INK_EDGE_SHARE = 0.7        # ... unless this share of the change happens within an eighth of a side: ink's edge, not light
+                            # (light on the presentation sets: at most 0.52; frame-filling 8x8 digits: 0.61-1)
 BLOCK_EDGE = 0.05           # a step between neighbouring pixels larger than this may be a block's edge (see block_side)
 MIN_BLOCK_SIDE = 3          # smaller blocks are left as they are: a shrink to 20 px averages them away
 SHARP_STEP = 0.25           # blocks step by at least this share of the image's range somewhere (a blur never does)
@@ -218,8 +220,11 @@ def background_is_uneven(thumbnail: np.ndarray) -> bool:
     Strokes that run off the edge cross the border in short bright runs: an opening (a min,
     then a max filter along the loop) a third of a side long removes them. What is left
     varies by more than UNEVEN_BORDER either because of light, which changes gradually, or
-    because of ink running along the edge (a bold digit in a tight crop), which steps up
-    sharply: the border is uneven paper only if no step (over two pixels) makes half of that change.
+    because of ink running along the edge, which rises within a stroke's edge: in a sharp step
+    for a bold marker in a tight crop or the blocks of a nearest-neighbour enlargement, over
+    one source pixel (an eighth of the frame) for an 8x8 digit enlarged smoothly to fill its
+    frame. So the border is uneven paper only if no step over two pixels makes half of that
+    change and no stretch of an eighth of the thumbnail's longer side makes INK_EDGE_SHARE of it.
     Even paper is left alone, since flattening it could only take ink away.
     """
     loop = np.concatenate([thumbnail[0, :-1], thumbnail[:-1, -1], thumbnail[-1, :0:-1], thumbnail[:0:-1, 0]])
@@ -228,8 +233,10 @@ def background_is_uneven(thumbnail: np.ndarray) -> bool:
     eroded = sliding_window_view(wrapped, 2 * reach + 1).min(axis=1)
     opened = sliding_window_view(eroded, 2 * reach + 1).max(axis=1)
     spread = float(opened.max() - opened.min())
-    steepest = float(np.abs(opened[2:] - opened[:-2]).max())          # a step blurred over two pixels too
-    return spread > UNEVEN_BORDER and steepest < spread / 2
+    def steepest(span: int) -> float:
+        return float(np.abs(opened[span:] - opened[:-span]).max())
+    eighth = max(2, round(max(thumbnail.shape) / 8))
+    return spread > UNEVEN_BORDER and steepest(2) < spread / 2 and steepest(eighth) < INK_EDGE_SHARE * spread
 
 
 def estimate_background(thumbnail: np.ndarray) -> np.ndarray:
