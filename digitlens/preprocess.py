@@ -197,8 +197,14 @@ def border_median(grey: np.ndarray) -> float:
 
 
 def make_ink_light(grey: np.ndarray) -> np.ndarray:
-    """Invert dark ink on light paper so the ink is the bright part, as in MNIST."""
-    return 1.0 - grey if border_median(grey) > 0.5 else grey
+    """Invert dark ink on lighter paper so the ink is the bright part, as in MNIST. The ink is
+    what lies furthest from the paper (the border's median), below it or above it: paper
+    brighter than mid-grey is not the test, since an underexposed photo's paper is darker."""
+    paper = border_median(grey)
+    sample = grey[::2, ::2].ravel()              # a quarter of the pixels find the extremes as well
+    rank = sample.size // 1000                   # the 0.1th percentile and the 99.9th: not a stray pixel
+    darkest, lightest = np.partition(sample, (rank, sample.size - 1 - rank))[[rank, sample.size - 1 - rank]]
+    return 1.0 - grey if paper - darkest > lightest - paper else grey
 
 
 def _rank_filter(grey: np.ndarray, size: int, pick) -> np.ndarray:

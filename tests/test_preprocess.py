@@ -13,7 +13,7 @@ from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_i
 from training.data import fetch_optdigits, load_optdigits
 from training.presentations import KINDS, other_writer_upload
 from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, draw_strokes,
-                          encode, mnist_digit, off_centre_small)
+                          encode, mnist_digit, off_centre_small, on_paper)
 
 LIMIT = 40_000_000
 
@@ -29,6 +29,22 @@ def test_dark_ink_on_light_paper_is_inverted_and_light_ink_is_kept():
     light_on_dark = ink.astype(np.float32) / 255
     assert np.array_equal(make_ink_light(light_on_dark), light_on_dark)
     assert np.allclose(make_ink_light(1 - light_on_dark), light_on_dark)
+
+
+@pytest.mark.parametrize("exposure", [0.45, 0.25])
+def test_an_underexposed_photo_has_its_dark_ink_made_light(exposure, spec):
+    """Paper darker than mid-grey is still paper when the ink is darker still: an underexposed
+    photo is prepared as the well-exposed one is (it was refused as blank, or read inverted)."""
+    for index in range(5):
+        ink, _ = mnist_digit(index)
+        photo = np.asarray(on_paper(ink, seed=index), dtype=np.float32)
+        dim = encode(Image.fromarray((photo * exposure).astype(np.uint8)), "JPEG", quality=88)
+        grey = to_greyscale(open_image(dim, LIMIT))
+        assert border_median(grey) < 0.5
+        assert np.array_equal(make_ink_light(grey), 1 - grey)
+        well_exposed = prepare(encode(Image.fromarray(photo.astype(np.uint8)), "JPEG", quality=88), spec).pixels
+        # (a pixel's shift of the centre of mass gives up to 0.05; another digit 0.12-0.19)
+        assert np.abs(prepare(dim, spec).pixels / 255 - well_exposed / 255).mean() < 0.06
 
 
 def test_transparent_canvas_strokes_are_composited_onto_a_contrasting_ground():
