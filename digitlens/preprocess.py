@@ -42,11 +42,13 @@ FILLS_FRAME = 0.9          # ... unless the object already spans this share of t
 MIN_PAPER_BRIGHTNESS = 0.1  # darker paper is not brightened further (noise would become ink)
 SPNG_MODES = ("L", "RGB", "RGBA")  # 8-bit PNGs of these modes are decoded by libspng (see decode_png)
 UNEVEN_BORDER = 0.04        # flatten when the page's border varies more than this (see background_is_uneven)
-INK_EDGE_SHARE = 0.7        # ... unless this share of the change happens within an eighth of a side: ink's edge, not light
+INK_EDGE_SHARE = 0.7        # ... unless this share of the change happens within an eighth of a side: ink, not light
                             # (light on the presentation sets: at most 0.52; frame-filling 8x8 digits: 0.61-1)
 BLOCK_EDGE = 0.05           # a step between neighbouring pixels larger than this may be a block's edge (see block_side)
 MIN_BLOCK_SIDE = 3          # smaller blocks are left as they are: a shrink to 20 px averages them away
 SHARP_STEP = 0.25           # blocks step by at least this share of the image's range somewhere (a blur never does)
+SPECK_GAP = 0.5             # ink this far from the digit (a share of its extent so far) ...
+SPECK_MASS = 0.02           # ... holding less than this share of all the ink is a speck (see drop_distant_specks)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -203,7 +205,7 @@ def make_ink_light(grey: np.ndarray) -> np.ndarray:
     paper = border_median(grey)
     sample = grey[::2, ::2].ravel()              # a quarter of the pixels find the extremes as well
     rank = sample.size // 1000                   # the 0.1th percentile and the 99.9th: not a stray pixel
-    darkest, lightest = np.partition(sample, (rank, sample.size - 1 - rank))[[rank, sample.size - 1 - rank]]
+    darkest, lightest = np.partition(sample, (rank, -1 - rank))[[rank, -1 - rank]]
     return 1.0 - grey if paper - darkest > lightest - paper else grey
 
 
@@ -366,6 +368,40 @@ def isolate_ink(grey: np.ndarray) -> np.ndarray:
     return np.minimum(stretched, 1, out=stretched)
 
 
+def drop_distant_specks(ink: np.ndarray) -> np.ndarray:
+    """``ink`` without specks far from the digit: faint marks (the crossings of a grid paper's
+    lines, dust) would otherwise stretch the crop and shrink the digit. Along each axis the rows
+    (then columns) holding ink form runs; from the heaviest run outwards, a run is kept if it is
+    within SPECK_GAP of the span kept so far or holds SPECK_MASS of the ink, and the rest is
+    cleared. Pieces of a broken stroke are close, and anything heavy is kept, so a digit loses nothing."""
+    total = float(ink.sum())
+    for axis in (0, 1):
+        profile = ink.sum(axis=1 - axis)
+        filled = np.flatnonzero(profile)
+        if filled.size == 0:
+            return ink
+        breaks = np.flatnonzero(np.diff(filled) > 1)
+        starts, ends = filled[np.r_[0, breaks + 1]], filled[np.r_[breaks, filled.size - 1]] + 1
+        if starts.size == 1:
+            continue
+        masses = np.array([profile[start:end].sum() for start, end in zip(starts, ends)])
+        heaviest = int(masses.argmax())
+        low, high = starts[heaviest], ends[heaviest]
+        cleared = []
+        for order in (range(heaviest - 1, -1, -1), range(heaviest + 1, starts.size)):
+            for run in order:
+                gap = max(starts[run] - high, low - ends[run])
+                if gap <= SPECK_GAP * (high - low) or masses[run] >= SPECK_MASS * total:
+                    low, high = min(low, starts[run]), max(high, ends[run])
+                else:
+                    cleared.append(run)
+        if cleared:
+            ink = ink.copy()
+            for run in cleared:
+                ink[(slice(None),) * axis + (slice(starts[run], ends[run]),)] = 0
+    return ink
+
+
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
@@ -423,7 +459,7 @@ def pad_to_square(grey: np.ndarray, side: int, ground: float) -> np.ndarray:
 def prepare_digit(data: bytes, spec: ModelSpec) -> PreparedImage:
     """A drawn, photographed or scanned digit as MNIST presents one."""
     grey = to_greyscale(open_image(data, spec.max_pixels))
-    ink = crop_to_ink(isolate_ink(flatten_background(make_ink_light(smooth_blocks(grey)))))
+    ink = crop_to_ink(drop_distant_specks(isolate_ink(flatten_background(make_ink_light(smooth_blocks(grey))))))
     frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
     return as_network_input(frame, spec)
 

@@ -6,10 +6,9 @@ import pytest
 from PIL import Image
 
 from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, block_side, body_bytes, border,
-                                  border_median, box_blur,
-                                  center_by_mass, crop_to_ink, decode_png, fit_longer_side, flatten_background,
-                                  isolate_ink, make_ink_light, open_image, prepare, reduce_to, smooth_blocks,
-                                  to_greyscale)
+                                  border_median, box_blur, center_by_mass, crop_to_ink, decode_png, drop_distant_specks,
+                                  fit_longer_side, flatten_background, isolate_ink, make_ink_light, open_image, prepare,
+                                  reduce_to, smooth_blocks, to_greyscale)
 from training.data import fetch_optdigits, load_optdigits
 from training.presentations import KINDS, other_writer_upload
 from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, as_scan, as_shadowed_photo_jpeg, draw_strokes,
@@ -95,6 +94,35 @@ def test_only_unevenly_lit_paper_is_flattened(kind, uneven):
         grey = make_ink_light(to_greyscale(open_image(body, LIMIT)))
         assert background_is_uneven(reduce_to(grey, BACKGROUND_THUMBNAIL)) == uneven, f"{kind} {index}"
         assert (flatten_background(grey) is not grey) == uneven, f"{kind} {index}: the even-margin shortcut disagrees"
+
+
+def test_faint_specks_far_from_the_digit_are_dropped_and_its_own_pieces_kept():
+    ink = np.zeros((100, 100), np.float32)
+    ink[30:70, 40:44] = 1                   # a stroke, 40 px long
+    ink[74:80, 40:44] = 1                   # a piece of it past a 4-px break: near, kept
+    ink[2, 97] = 0.5                        # a speck in a corner: far and faint, dropped
+    ink[95:98, 5:60] = 1                    # a heavy mark far away: kept (it is not a speck)
+    kept = drop_distant_specks(ink)
+    assert kept[2, 97] == 0
+    expected = ink.copy()
+    expected[2, 97] = 0
+    assert np.array_equal(kept, expected)
+    assert drop_distant_specks(expected) is expected        # nothing to drop: the same array
+
+
+def test_a_photo_on_grid_paper_is_prepared_as_on_plain_paper(spec):
+    """A squared page's faint lines are below the noise floor, but where they cross they are not:
+    those specks stretched the crop over the whole page, and the digit shrank to a corner of it."""
+    for index in range(5):
+        ink, _ = mnist_digit(index)
+        photo = np.asarray(on_paper(ink, seed=index), dtype=np.float32)
+        squared = photo.copy()
+        for line in range(50, 1200, 100):
+            squared[line:line + 3] *= (0.75, 0.8, 0.95)          # blue lines, every 100 px both ways
+            squared[:, line:line + 3] *= (0.75, 0.8, 0.95)
+        plain, grid = (prepare(encode(Image.fromarray(page.astype(np.uint8)), "JPEG", quality=88), spec).pixels / 255
+                       for page in (photo, squared))
+        assert np.abs(grid - plain).mean() < 0.06, index
 
 
 def test_a_low_resolution_digit_filling_its_frame_is_not_flattened():
