@@ -381,10 +381,11 @@ def drop_distant_specks(ink: np.ndarray) -> np.ndarray:
         if filled.size == 0:
             return ink
         breaks = np.flatnonzero(np.diff(filled) > 1)
-        starts, ends = filled[np.r_[0, breaks + 1]], filled[np.r_[breaks, filled.size - 1]] + 1
-        if starts.size == 1:
+        if breaks.size == 0:
             continue
-        masses = np.array([profile[start:end].sum() for start, end in zip(starts, ends)])
+        starts = np.concatenate(([filled[0]], filled[breaks + 1]))
+        ends = np.concatenate((filled[breaks], [filled[-1]])) + 1
+        masses = np.add.reduceat(profile, starts)          # the rows between runs hold no ink
         heaviest = int(masses.argmax())
         low, high = starts[heaviest], ends[heaviest]
         cleared = []
