@@ -373,7 +373,7 @@ def drop_distant_specks(ink: np.ndarray) -> np.ndarray:
     lines, dust) would otherwise stretch the crop and shrink the digit. Along each axis the rows
     (then columns) holding ink form runs; from the heaviest run outwards, a run is kept if it is
     within SPECK_GAP of the span kept so far or holds SPECK_MASS of the ink, and the rest is
-    cleared. Pieces of a broken stroke are close, and anything heavy is kept, so a digit loses nothing."""
+    cleared. The pieces of a broken stroke lie close to each other, and anything heavy is kept."""
     total = float(ink.sum())
     for axis in (0, 1):
         profile = ink.sum(axis=1 - axis)

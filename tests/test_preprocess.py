@@ -30,6 +30,11 @@ def test_dark_ink_on_light_paper_is_inverted_and_light_ink_is_kept():
     assert np.allclose(make_ink_light(1 - light_on_dark), light_on_dark)
 
 
+def prepared_photo(page: np.ndarray, spec) -> np.ndarray:
+    """What the network sees of ``page`` (an RGB array) uploaded as a phone's JPEG, in [0, 1]."""
+    return prepare(encode(Image.fromarray(page.astype(np.uint8)), "JPEG", quality=88), spec).pixels / 255
+
+
 @pytest.mark.parametrize("exposure", [0.45, 0.25])
 def test_an_underexposed_photo_has_its_dark_ink_made_light(exposure, spec):
     """Paper darker than mid-grey is still paper when the ink is darker still: an underexposed
@@ -37,13 +42,12 @@ def test_an_underexposed_photo_has_its_dark_ink_made_light(exposure, spec):
     for index in range(5):
         ink, _ = mnist_digit(index)
         photo = np.asarray(on_paper(ink, seed=index), dtype=np.float32)
-        dim = encode(Image.fromarray((photo * exposure).astype(np.uint8)), "JPEG", quality=88)
-        grey = to_greyscale(open_image(dim, LIMIT))
+        dim = photo * exposure
+        grey = to_greyscale(open_image(encode(Image.fromarray(dim.astype(np.uint8)), "JPEG", quality=88), LIMIT))
         assert border_median(grey) < 0.5
         assert np.array_equal(make_ink_light(grey), 1 - grey)
-        well_exposed = prepare(encode(Image.fromarray(photo.astype(np.uint8)), "JPEG", quality=88), spec).pixels
         # (a pixel's shift of the centre of mass gives up to 0.05; another digit 0.12-0.19)
-        assert np.abs(prepare(dim, spec).pixels / 255 - well_exposed / 255).mean() < 0.06
+        assert np.abs(prepared_photo(dim, spec) - prepared_photo(photo, spec)).mean() < 0.06
 
 
 def test_transparent_canvas_strokes_are_composited_onto_a_contrasting_ground():
@@ -120,9 +124,7 @@ def test_a_photo_on_grid_paper_is_prepared_as_on_plain_paper(spec):
         for line in range(50, 1200, 100):
             squared[line:line + 3] *= (0.75, 0.8, 0.95)          # blue lines, every 100 px both ways
             squared[:, line:line + 3] *= (0.75, 0.8, 0.95)
-        plain, grid = (prepare(encode(Image.fromarray(page.astype(np.uint8)), "JPEG", quality=88), spec).pixels / 255
-                       for page in (photo, squared))
-        assert np.abs(grid - plain).mean() < 0.06, index
+        assert np.abs(prepared_photo(squared, spec) - prepared_photo(photo, spec)).mean() < 0.06, index
 
 
 def test_a_low_resolution_digit_filling_its_frame_is_not_flattened():
