@@ -378,8 +378,6 @@ def drop_distant_specks(ink: np.ndarray) -> np.ndarray:
     for axis in (0, 1):
         profile = ink.sum(axis=1 - axis)
         filled = np.flatnonzero(profile)
-        if filled.size == 0:
-            return ink
         breaks = np.flatnonzero(np.diff(filled) > 1)
         if breaks.size == 0:
             continue

@@ -30,9 +30,13 @@ def test_dark_ink_on_light_paper_is_inverted_and_light_ink_is_kept():
     assert np.allclose(make_ink_light(1 - light_on_dark), light_on_dark)
 
 
+def as_phone_jpeg(page: np.ndarray) -> bytes:
+    return encode(Image.fromarray(page.astype(np.uint8)), "JPEG", quality=88)
+
+
 def prepared_photo(page: np.ndarray, spec) -> np.ndarray:
     """What the network sees of ``page`` (an RGB array) uploaded as a phone's JPEG, in [0, 1]."""
-    return prepare(encode(Image.fromarray(page.astype(np.uint8)), "JPEG", quality=88), spec).pixels / 255
+    return prepare(as_phone_jpeg(page), spec).pixels / 255
 
 
 @pytest.mark.parametrize("exposure", [0.45, 0.25])
@@ -43,7 +47,7 @@ def test_an_underexposed_photo_has_its_dark_ink_made_light(exposure, spec):
         ink, _ = mnist_digit(index)
         photo = np.asarray(on_paper(ink, seed=index), dtype=np.float32)
         dim = photo * exposure
-        grey = to_greyscale(open_image(encode(Image.fromarray(dim.astype(np.uint8)), "JPEG", quality=88), LIMIT))
+        grey = to_greyscale(open_image(as_phone_jpeg(dim), LIMIT))
         assert border_median(grey) < 0.5
         assert np.array_equal(make_ink_light(grey), 1 - grey)
         # (a pixel's shift of the centre of mass gives up to 0.05; another digit 0.12-0.19)
