@@ -44,9 +44,10 @@ SPNG_MODES = ("L", "RGB", "RGBA")  # 8-bit PNGs of these modes are decoded by li
 UNEVEN_BORDER = 0.04        # flatten when the page's border varies more than this (see background_is_uneven)
 INK_EDGE_SHARE = 0.7        # ... unless this share of the change happens within an eighth of a side: ink, not light
                             # (light on the presentation sets: at most 0.52; frame-filling 8x8 digits: 0.61-1)
-BLOCK_EDGE = 0.05           # a step between neighbouring pixels larger than this may be a block's edge (see block_side)
+BLOCK_EDGE = 0.15           # a step between neighbouring pixels this share of the image's range may be a block's edge
 MIN_BLOCK_SIDE = 3          # smaller blocks are left as they are: a shrink to 20 px averages them away
 SHARP_STEP = 0.25           # blocks step by at least this share of the image's range somewhere (a blur never does)
+ON_LATTICE = 0.9            # the share of the steps' energy within a pixel of the block edges (see block_period)
 SPECK_GAP = 0.5             # ink this far from the digit (a share of its extent so far) ...
 SPECK_MASS = 0.02           # ... holding less than this share of all the ink is a speck (see drop_distant_specks)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
@@ -303,35 +304,47 @@ def flatten_background(grey: np.ndarray) -> np.ndarray:
     return np.clip((grey - smooth) / np.maximum(1 - smooth, MIN_PAPER_BRIGHTNESS), 0, 1)
 
 
-def block_edges(grey: np.ndarray, axis: int) -> np.ndarray:
-    """Centres of the runs of steps along ``axis`` (0: between rows, 1: between columns),
-    or an empty array if any run is over two pixels wide (edges of smooth strokes and
-    noise are; a block's edge is one pixel, or two after a shrink blended it) or no step
-    is sharp (the 8-px blocks of a JPEG of a blurred image are faint)."""
+def block_period(grey: np.ndarray, axis: int, span: float) -> float:
+    """The spacing of the block edges along ``axis`` (0: between rows, 1: between columns) that
+    a nearest-neighbour enlargement made, or 0 if there are none. The large steps must be one
+    pixel wide, or two after a shrink blended them (a smooth stroke's edge is wider), at least
+    three of them on a lattice of one period (a fraction after a shrink), and nearly all of
+    the change must happen within a pixel of that lattice: a JPEG's ringing beside each edge is
+    faint, the edges of strokes drawn or blurred fall anywhere. ``span``: the image's range."""
     steps = np.abs(np.diff(grey, axis=axis)).max(axis=1 - axis)
-    edges = np.flatnonzero(steps > BLOCK_EDGE)
-    if edges.size == 0 or steps.max() < SHARP_STEP * (grey.max() - grey.min()):
-        return np.empty(0)
+    if span == 0 or steps.max() < SHARP_STEP * span:
+        return 0.0
+    edges = np.flatnonzero(steps > BLOCK_EDGE * span)
     breaks = np.diff(edges) > 1
     starts, ends = edges[np.r_[True, breaks]], edges[np.r_[breaks, True]]
-    if (ends - starts).max() > 1:
-        return np.empty(0)
-    return (starts + ends) / 2
+    if starts.size < 3 or (ends - starts).max() > 1:
+        return 0.0
+    centres = (starts + ends) / 2
+    spacings = np.diff(centres)
+    multiples = np.round(spacings / spacings.min())
+    period = float(spacings.sum() / multiples.sum())
+    if period < MIN_BLOCK_SIDE or np.abs(spacings / period - multiples).max() > 0.25:
+        return 0.0
+    offsets = centres - centres[0]
+    origin = centres[0] + float(np.mean(offsets - period * np.round(offsets / period)))
+    phase = (np.arange(steps.size) - origin) / period
+    near_edge = np.abs(phase - np.round(phase)) * period <= 1
+    energy = steps ** 2
+    return period if energy[near_edge].sum() >= ON_LATTICE * energy.sum() else 0.0
 
 
 def block_side(grey: np.ndarray) -> int:
     """The side of the flat blocks a nearest-neighbour enlargement (a low-resolution image
-    blown up by a viewer) made of ``grey``, or 1 if it has none: every change of level
-    along both axes happens at block edges, at least three along each, at least
-    MIN_BLOCK_SIDE apart."""
-    spacings = []
-    for axis in (0, 1):
-        centres = block_edges(grey, axis)
-        if centres.size < 3:
-            return 1
-        spacings.append(np.diff(centres).min())
-    side = round(float(min(spacings)))
-    return side if side >= MIN_BLOCK_SIDE else 1
+    blown up by a viewer) made of ``grey``, or 1 if it has none: square blocks, the same
+    period along both axes, at least MIN_BLOCK_SIDE pixels."""
+    span = float(grey.max() - grey.min())
+    across = block_period(grey, 1, span)
+    if across < MIN_BLOCK_SIDE:
+        return 1
+    down = block_period(grey, 0, span)
+    if down < MIN_BLOCK_SIDE or abs(across - down) > 1:
+        return 1
+    return round((across + down) / 2)
 
 
 def box_blur(grey: np.ndarray, width: int) -> np.ndarray:
