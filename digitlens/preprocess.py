@@ -44,6 +44,9 @@ SPNG_MODES = ("L", "RGB", "RGBA")  # 8-bit PNGs of these modes are decoded by li
 UNEVEN_BORDER = 0.04        # flatten when the page's border varies more than this (see background_is_uneven)
 INK_EDGE_SHARE = 0.7        # ... unless this share of the change happens within an eighth of a side: ink, not light
                             # (light on the presentation sets: at most 0.52; frame-filling 8x8 digits: 0.61-1)
+SHADOW_SHARE = 0.25         # a hard-edged shadow: the border steps once between two flat levels, each this share of it
+SHADOW_FLAT = 0.05          # ... its pixels that far at most (std, a share of the step) from a median along it
+SHADOW_WINDOW = 28          # ... under which the paper is an opening a 28th of the longer side wide (see flatten_background)
 BLOCK_EDGE = 0.15           # a step between neighbouring pixels this share of the image's range may be a block's edge
 MIN_BLOCK_SIDE = 3          # smaller blocks are left as they are: a shrink to 20 px averages them away
 SHARP_STEP = 0.25           # blocks step by at least this share of the image's range somewhere (a blur never does)
@@ -202,12 +205,22 @@ def border_median(grey: np.ndarray) -> float:
 def make_ink_light(grey: np.ndarray) -> np.ndarray:
     """Invert dark ink on lighter paper so the ink is the bright part, as in MNIST. The ink is
     what lies furthest from the paper (the border's median), below it or above it: paper
-    brighter than mid-grey is not the test, since an underexposed photo's paper is darker."""
-    paper = border_median(grey)
-    sample = grey[::2, ::2].ravel()              # a quarter of the pixels find the extremes as well
-    rank = sample.size // 1000                   # the 0.1th percentile and the 99.9th: not a stray pixel
+    brighter than mid-grey is not the test, since an underexposed photo's paper is darker.
+    Under a hard-edged shadow the paper has two levels, and the ink lies beyond both."""
+    dark_paper = light_paper = border_median(grey)
+    if border_varies(grey) and (levels := shadow_levels(grey)) is not None:
+        dark_paper, light_paper = levels
+    darkest, lightest = extremes(grey)
+    return 1.0 - grey if dark_paper - darkest > lightest - light_paper else grey
+
+
+def extremes(grey: np.ndarray) -> tuple[float, float]:
+    """The darkest and the lightest level that more than a stray pixel reaches: the 0.1th and
+    the 99.9th percentile, of a quarter of the pixels (which find them as well)."""
+    sample = grey[::2, ::2].ravel()
+    rank = sample.size // 1000
     darkest, lightest = np.partition(sample, (rank, -1 - rank))[[rank, -1 - rank]]
-    return 1.0 - grey if paper - darkest > lightest - paper else grey
+    return float(darkest), float(lightest)
 
 
 def _rank_filter(grey: np.ndarray, size: int, pick) -> np.ndarray:
@@ -220,6 +233,56 @@ def _rank_filter(grey: np.ndarray, size: int, pick) -> np.ndarray:
             pick(grey[near], before[far], out=grey[near])
             pick(grey[far], before[near], out=grey[far])
     return grey
+
+
+def border_loop(image: np.ndarray) -> np.ndarray:
+    """The 1-pixel border walked round once, clockwise from the top left corner."""
+    return np.concatenate([image[0, :-1], image[:-1, -1], image[-1, :0:-1], image[:0:-1, 0]])
+
+
+def border_varies(grey: np.ndarray) -> bool:
+    """Whether the image's outer pixels vary by more than UNEVEN_BORDER; if they do not, the
+    border of a BACKGROUND_THUMBNAIL thumbnail (each of its pixels averages at most the outer
+    2 * ceil(side / thumbnail side) pixels) is even too, and need not be made."""
+    margin = border(grey, 2 * math.ceil(max(grey.shape) / BACKGROUND_THUMBNAIL))
+    return float(margin.max() - margin.min()) > UNEVEN_BORDER
+
+
+def shadow_levels(grey: np.ndarray) -> tuple[float, float] | None:
+    """The paper's two levels, (darker, lighter), if a shadow with a sharp edge (a hand, a
+    phone) crosses the page, judged on the border of a BACKGROUND_THUMBNAIL thumbnail walked
+    round as a loop; else None. If the image's own border keeps one level over three fifths of
+    its length, there is no such shadow, and no thumbnail is made (a canvas, a scan).
+    A median along the loop a third of a side long removes the strokes that cross it,
+    of either polarity. A shadow leaves one stretch at one level and one at the other, each at
+    least SHADOW_SHARE of the loop and as flat as paper (within SHADOW_FLAT of the step), and
+    steps between them as ink does (INK_EDGE_SHARE of the change within an eighth of a side);
+    ink running along the edge is neither so long nor so even (other writers' frame-filling
+    digits, bold markers in a tight crop), and light that changes gradually is left to
+    background_is_uneven."""
+    outline = border_loop(grey)
+    fifth, four_fifths = outline.size // 5, outline.size * 4 // 5
+    low, high = np.partition(outline, (fifth, four_fifths))[[fifth, four_fifths]]
+    if high - low <= UNEVEN_BORDER:
+        return None
+    thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
+    loop = border_loop(thumbnail)
+    reach = max(1, max(thumbnail.shape) // 6)
+    wrapped = np.concatenate([loop[-reach:], loop, loop[:reach]])
+    level = np.partition(sliding_window_view(wrapped, 2 * reach + 1), reach, axis=1)[:, reach]     # a running median
+    low, high = float(level.min()), float(level.max())
+    if high - low <= UNEVEN_BORDER:
+        return None
+    lit = level > (low + high) / 2
+    if np.count_nonzero(lit & ~np.roll(lit, 1)) != 1 or not SHADOW_SHARE <= lit.mean() <= 1 - SHADOW_SHARE:
+        return None
+    eighth = max(2, round(max(thumbnail.shape) / 8))
+    if np.abs(level[eighth:] - level[:-eighth]).max() < INK_EDGE_SHARE * (high - low):
+        return None
+    wobble = loop - level
+    if max(float(wobble[lit].std()), float(wobble[~lit].std())) > SHADOW_FLAT * (high - low):
+        return None
+    return float(np.median(loop[~lit])), float(np.median(loop[lit]))
 
 
 def background_is_uneven(thumbnail: np.ndarray) -> bool:
@@ -236,7 +299,7 @@ def background_is_uneven(thumbnail: np.ndarray) -> bool:
     change and no stretch of an eighth of the thumbnail's longer side makes INK_EDGE_SHARE of it.
     Even paper is left alone, since flattening it could only take ink away.
     """
-    loop = np.concatenate([thumbnail[0, :-1], thumbnail[:-1, -1], thumbnail[-1, :0:-1], thumbnail[:0:-1, 0]])
+    loop = border_loop(thumbnail)
     reach = max(1, max(thumbnail.shape) // 6)
     wrapped = np.concatenate([loop[-2 * reach:], loop, loop[:2 * reach]])
     eroded = sliding_window_view(wrapped, 2 * reach + 1).min(axis=1)
@@ -285,23 +348,30 @@ def flatten_background(grey: np.ndarray) -> np.ndarray:
     """Subtract the background (shadows, vignetting, uneven paper) where it is uneven.
 
     An even background is left alone: there is nothing to flatten, and isolate_ink removes
-    its level. Otherwise the estimate is enlarged smoothly to the image and subtracted.
+    its level. Otherwise the estimate is enlarged smoothly to the image and subtracted. Under a
+    hard-edged shadow that estimate, made small, would blur the edge into a line of "ink", so
+    the paper is followed at full size with a small opening (SHADOW_WINDOW), which keeps a
+    straight edge where it is; that opening would also take the core of strokes wider than
+    its window, so wherever it rises more than half way from the shadow's level to the ink's
+    (light ink: the shadow is the lighter paper), the smooth estimate is kept.
     """
-    # The thumbnail's border pixels average the image's outer 2 * ceil(side / thumbnail side) pixels
-    # at most, so if those hardly vary, the thumbnail's border is even too: skip making it.
-    margin = border(grey, 2 * math.ceil(max(grey.shape) / BACKGROUND_THUMBNAIL))
-    if margin.max() - margin.min() <= UNEVEN_BORDER:
+    if not border_varies(grey):
         return grey
+    levels = shadow_levels(grey)
     thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
-    if not background_is_uneven(thumbnail):
+    if levels is None and not background_is_uneven(thumbnail):
         return grey
-    background = estimate_background(thumbnail)
     height, width = grey.shape
-    smooth = Image.fromarray(background).resize((width, height), Image.Resampling.BILINEAR)
+    background = np.asarray(Image.fromarray(estimate_background(thumbnail)).resize((width, height), Image.Resampling.BILINEAR))
+    if levels is not None:
+        shadow = levels[1]
+        window = max(3, max(grey.shape) // SHADOW_WINDOW | 1)
+        paper = _rank_filter(_rank_filter(grey, window, np.minimum), window, np.maximum)
+        ink = extremes(grey)[1]
+        background = np.where(paper < shadow + max(ink - shadow, 0) / 2, paper, background)
     # Light multiplies: under a shadow the ink's contrast shrinks with the paper's brightness, so
     # divide by that brightness (1 - background, for ink made light) to give it back.
-    smooth = np.asarray(smooth)
-    return np.clip((grey - smooth) / np.maximum(1 - smooth, MIN_PAPER_BRIGHTNESS), 0, 1)
+    return np.clip((grey - background) / np.maximum(1 - background, MIN_PAPER_BRIGHTNESS), 0, 1)
 
 
 def block_period(grey: np.ndarray, axis: int, span: float) -> float:

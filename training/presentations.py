@@ -57,9 +57,10 @@ def enlarge(ink: np.ndarray, side: int, resample=Image.Resampling.BICUBIC) -> np
 
 def on_paper(ink: np.ndarray, size: tuple[int, int] = (1600, 1200), box: tuple[float, float, float] = (0.35, 0.3, 0.45),
              seed: int = 0, shadow: float = 0.0, ink_rgb: tuple[float, float, float] = (0.8, 0.8, 0.8),
-             light_angle: float = 0.0) -> Image.Image:
+             light_angle: float = 0.0, penumbra: float = 0.6) -> Image.Image:
     """Dark ink (a light-on-dark uint8 digit) photographed on cream paper with uneven light and noise;
-    ``shadow`` darkens the page towards one side by up to that fraction, as a hand or phone would;
+    ``shadow`` darkens the page towards one side by up to that fraction, as a hand or phone would,
+    its edge blurred over ``penumbra`` of the page (a hand close to the page casts a sharp one);
     ``ink_rgb`` is how much the ink absorbs of each channel (blue ballpoint absorbs less blue)."""
     rng = np.random.default_rng(seed)
     width, height = size
@@ -70,7 +71,7 @@ def on_paper(ink: np.ndarray, size: tuple[int, int] = (1600, 1200), box: tuple[f
     if shadow:
         direction = (math.cos(light_angle), math.sin(light_angle))
         reach = (xx / width - 0.5) * direction[0] + (yy / height - 0.5) * direction[1]
-        light *= 1 - shadow * np.clip(reach + 0.1, 0, 0.6) / 0.6
+        light *= 1 - shadow * np.clip(reach + 0.1, 0, penumbra) / penumbra
     paper = np.stack([light * 235, light * 228, light * 210], axis=-1)
     top, left = int(box[1] * height), int(box[0] * width)
     region = paper[top:top + side, left:left + side]
