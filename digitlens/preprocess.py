@@ -248,11 +248,12 @@ def border_varies(grey: np.ndarray) -> bool:
     return float(margin.max() - margin.min()) > UNEVEN_BORDER
 
 
-def shadow_levels(grey: np.ndarray) -> tuple[float, float] | None:
+def shadow_levels(grey: np.ndarray, thumbnail: np.ndarray | None = None) -> tuple[float, float] | None:
     """The paper's two levels, (darker, lighter), if a shadow with a sharp edge (a hand, a
-    phone) crosses the page, judged on the border of a BACKGROUND_THUMBNAIL thumbnail walked
-    round as a loop; else None. If the image's own border keeps one level over three fifths of
-    its length, there is no such shadow, and no thumbnail is made (a canvas, a scan).
+    phone) crosses the page, judged on the border of ``thumbnail`` (``grey`` reduced to
+    BACKGROUND_THUMBNAIL, made here unless given) walked round as a loop; else None. If the
+    image's own border keeps one level over three fifths of its length, there is no such
+    shadow, and no thumbnail is needed (a canvas, a scan).
     A median along the loop a third of a side long removes the strokes that cross it,
     of either polarity. A shadow leaves one stretch at one level and one at the other, each at
     least SHADOW_SHARE of the loop and as flat as paper (within SHADOW_FLAT of the step), and
@@ -265,7 +266,8 @@ def shadow_levels(grey: np.ndarray) -> tuple[float, float] | None:
     low, high = np.partition(outline, (fifth, four_fifths))[[fifth, four_fifths]]
     if high - low <= UNEVEN_BORDER:
         return None
-    thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
+    if thumbnail is None:
+        thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
     loop = border_loop(thumbnail)
     reach = max(1, max(thumbnail.shape) // 6)
     wrapped = np.concatenate([loop[-reach:], loop, loop[:reach]])
@@ -357,8 +359,8 @@ def flatten_background(grey: np.ndarray) -> np.ndarray:
     """
     if not border_varies(grey):
         return grey
-    levels = shadow_levels(grey)
     thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
+    levels = shadow_levels(grey, thumbnail)
     if levels is None and not background_is_uneven(thumbnail):
         return grey
     height, width = grey.shape
