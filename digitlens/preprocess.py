@@ -384,7 +384,7 @@ def block_period(grey: np.ndarray, axis: int, span: float) -> float:
     the change must happen within a pixel of that lattice: a JPEG's ringing beside each edge is
     faint, the edges of strokes drawn or blurred fall anywhere. ``span``: the image's range."""
     steps = np.abs(np.diff(grey, axis=axis)).max(axis=1 - axis)
-    if span == 0 or steps.max() < SHARP_STEP * span:
+    if steps.size == 0 or span == 0 or steps.max() < SHARP_STEP * span:      # no steps: one pixel wide
         return 0.0
     edges = np.flatnonzero(steps > BLOCK_EDGE * span)
     breaks = np.diff(edges) > 1
