@@ -279,7 +279,7 @@ def shadow_levels(grey: np.ndarray, thumbnail: np.ndarray | None = None) -> tupl
     if np.count_nonzero(lit & ~np.roll(lit, 1)) != 1 or not SHADOW_SHARE <= lit.mean() <= 1 - SHADOW_SHARE:
         return None
     eighth = max(2, round(max(thumbnail.shape) / 8))
-    if np.abs(level[eighth:] - level[:-eighth]).max() < INK_EDGE_SHARE * (high - low):
+    if level.size <= eighth or np.abs(level[eighth:] - level[:-eighth]).max() < INK_EDGE_SHARE * (high - low):
         return None
     wobble = loop - level
     if max(float(wobble[lit].std()), float(wobble[~lit].std())) > SHADOW_FLAT * (high - low):

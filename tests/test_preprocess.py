@@ -303,7 +303,7 @@ def test_a_huge_phone_photo_and_a_tiny_thumbnail_work(spec):
     assert prepare(encode(thumbnail, "PNG"), spec).pixels.max() >= 200
 
 
-@pytest.mark.parametrize("size", [(1, 1), (1, 5), (5, 1), (2, 2), (3, 40)])
+@pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (1, 5), (5, 1), (2, 2), (3, 40)])
 def test_an_image_a_pixel_or_two_wide_is_refused_as_blank_or_read(size, spec):
     """Too few pixels for a digit is the client's problem, told as such, never a server error."""
     image = Image.new("L", size, 255)
