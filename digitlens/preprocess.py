@@ -278,8 +278,7 @@ def shadow_levels(grey: np.ndarray, thumbnail: np.ndarray | None = None) -> tupl
     lit = level > (low + high) / 2
     if np.count_nonzero(lit & ~np.roll(lit, 1)) != 1 or not SHADOW_SHARE <= lit.mean() <= 1 - SHADOW_SHARE:
         return None
-    eighth = max(2, round(max(thumbnail.shape) / 8))
-    if level.size <= eighth or np.abs(level[eighth:] - level[:-eighth]).max() < INK_EDGE_SHARE * (high - low):
+    if steepest_change(level, eighth_of_side(thumbnail)) < INK_EDGE_SHARE * (high - low):
         return None
     wobble = loop - level
     if max(float(wobble[lit].std()), float(wobble[~lit].std())) > SHADOW_FLAT * (high - low):
@@ -307,10 +306,20 @@ def background_is_uneven(thumbnail: np.ndarray) -> bool:
     eroded = sliding_window_view(wrapped, 2 * reach + 1).min(axis=1)
     opened = sliding_window_view(eroded, 2 * reach + 1).max(axis=1)
     spread = float(opened.max() - opened.min())
-    def steepest(span: int) -> float:
-        return float(np.abs(opened[span:] - opened[:-span]).max())
-    eighth = max(2, round(max(thumbnail.shape) / 8))
-    return spread > UNEVEN_BORDER and steepest(2) < spread / 2 and steepest(eighth) < INK_EDGE_SHARE * spread
+    return (spread > UNEVEN_BORDER and steepest_change(opened, 2) < spread / 2
+            and steepest_change(opened, eighth_of_side(thumbnail)) < INK_EDGE_SHARE * spread)
+
+
+def steepest_change(profile: np.ndarray, span: int) -> float:
+    """The largest change of ``profile`` over ``span`` steps; 0 if it is no longer than that."""
+    if profile.size <= span:
+        return 0.0
+    return float(np.abs(profile[span:] - profile[:-span]).max())
+
+
+def eighth_of_side(image: np.ndarray) -> int:
+    """An eighth of the longer side, at least 2 pixels: over how far ink's edge rises (INK_EDGE_SHARE)."""
+    return max(2, round(max(image.shape) / 8))
 
 
 def estimate_background(thumbnail: np.ndarray) -> np.ndarray:
