@@ -31,8 +31,14 @@ from PIL import Image, ImageChops, ImageOps
 from digitlens.config import ModelSpec
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
+JPEG_FORMATS = ("JPEG", "MPO")      # decoded at a reduced scale (open_image)
 WORKING_SIDE = 140          # longer side the image is reduced to before the pixel steps (ink 20 px wide needs no more;
                             # the page's 280 px canvas halves exactly)
+DETAIL_SIDE = 24            # ink whose longer side is shorter in the working copy is read again from the upload's own
+                            # pixels (a small digit on a big page; see digit_ink) ...
+CLOSE_SIDE = 96             # ... cut out with a margin and reduced so the ink's longer side is at most this ...
+CROP_MARGIN = 0.6           # ... the margin: this share of the ink's longer side on every side (paper to judge it by)
+LOCATE_SIDE = 560           # a working copy with no ink found in it is searched again at this longer side
 BLANK_CONTRAST = 0.08       # ink must differ from the background by this fraction of full scale
 NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
 INK_PERCENTILE = 90         # the ink's level: this percentile of the pixels brighter than the background
@@ -90,8 +96,10 @@ def body_bytes(body) -> bytes:
         raise InputError(f"the data URL's base64 payload is malformed: {exc}", 400, "not_an_image") from exc
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Open and decode an image, refusing oversized ones from the header alone."""
+def open_image(data: bytes, max_pixels: int, longest: int | None = WORKING_SIDE) -> Image.Image:
+    """Open and decode an image, refusing oversized ones from the header alone. A JPEG is
+    decoded at the smallest of its DCT scales (1/8 to 1) whose longer side is at least
+    ``longest`` (None: at full size); other formats at full size."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -110,9 +118,9 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     if width * height > max_pixels:
         raise InputError(f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}",
                          413, "too_many_pixels")
-    if image.format in ("JPEG", "MPO"):
+    if image.format in JPEG_FORMATS and longest is not None:
         # Let the JPEG decoder give greyscale and scale by 1/2..1/8 while decoding.
-        scale = WORKING_SIDE / max(width, height)
+        scale = longest / max(width, height)
         image.draft("L", (math.ceil(width * scale), math.ceil(height * scale)))
     if image.format == "PNG" and (decoded := decode_png(image, data)) is not None:
         return decoded
@@ -495,12 +503,76 @@ def drop_distant_specks(ink: np.ndarray) -> np.ndarray:
     return ink
 
 
-def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
+    """The rows and columns the ink spans, as (top, left, bottom, right), the last two exclusive."""
     rows = np.flatnonzero(ink.any(axis=1))
     cols = np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         raise InputError("no digit found: the image is blank", 422, "blank")
-    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    top, left, bottom, right = ink_box(ink)
+    return ink[top:bottom, left:right]
+
+
+def find_ink(grey: np.ndarray) -> np.ndarray:
+    """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared."""
+    return drop_distant_specks(isolate_ink(flatten_background(make_ink_light(smooth_blocks(grey)))))
+
+
+def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
+    """The digit's ink in ``image`` (opened from ``data``), cropped to it.
+
+    The ink is found on the working copy (WORKING_SIDE). Where it is small there (shorter than
+    DETAIL_SIDE) or not found at all, and the upload has more pixels, a digit on a big page
+    was reduced to a few pixels: the region round it (CROP_MARGIN) is cut out of the upload's
+    own pixels (a JPEG decoded again at the scale it needs), reduced only so the ink's longer
+    side is at most CLOSE_SIDE, and the ink found again there. Where the working copy shows no
+    ink, it is first looked for on a larger copy (LOCATE_SIDE)."""
+    grey = to_greyscale(image)
+    try:
+        ink = find_ink(grey)
+        box = ink_box(ink)
+    except InputError as refusal:
+        ink, box, blank = None, None, refusal
+    if box is not None and max(box[2] - box[0], box[3] - box[1]) >= DETAIL_SIDE:
+        return ink[box[0]:box[2], box[1]:box[3]]
+    source = full_resolution(image, data, max_pixels, box, max(grey.shape))
+    scale = max(source.size) / max(grey.shape)          # upload pixels per working-copy pixel
+    if box is None and scale > 1:
+        located = to_greyscale(source, LOCATE_SIDE)
+        try:
+            box = ink_box(find_ink(located))
+        except InputError:
+            raise blank from None
+        scale = max(source.size) / max(located.shape)
+    if box is None:
+        raise blank
+    if scale <= 1:
+        return ink[box[0]:box[2], box[1]:box[3]]
+    top, left, bottom, right = (round(edge * scale) for edge in box)
+    side = max(bottom - top, right - left)
+    margin = round(CROP_MARGIN * side)
+    region = (max(0, left - margin), max(0, top - margin), min(source.width, right + margin),
+              min(source.height, bottom + margin))
+    crop = source.crop(region)
+    longest = max(crop.size) if side <= CLOSE_SIDE else max(1, round(max(crop.size) * CLOSE_SIDE / side))
+    return crop_to_ink(find_ink(to_greyscale(crop, longest)))
+
+
+def full_resolution(image: Image.Image, data: bytes, max_pixels: int, box: tuple[int, int, int, int] | None,
+                    working_side: int) -> Image.Image:
+    """``image`` with the pixels a closer look needs: other formats are decoded whole already; a
+    JPEG is decoded again, at the DCT scale that gives the ink of ``box`` (in the working copy of
+    longer side ``working_side``) CLOSE_SIDE pixels, or at full size where no ink was found."""
+    if image.format not in JPEG_FORMATS:
+        return image
+    if box is None:
+        return open_image(data, max_pixels, longest=None)
+    ink_side = max(box[2] - box[0], box[3] - box[1], 1)
+    return open_image(data, max_pixels, longest=math.ceil(working_side * CLOSE_SIDE / ink_side))
 
 
 def fit_longer_side(ink: np.ndarray, side: int) -> np.ndarray:
@@ -551,8 +623,7 @@ def pad_to_square(grey: np.ndarray, side: int, ground: float) -> np.ndarray:
 
 def prepare_digit(data: bytes, spec: ModelSpec) -> PreparedImage:
     """A drawn, photographed or scanned digit as MNIST presents one."""
-    grey = to_greyscale(open_image(data, spec.max_pixels))
-    ink = crop_to_ink(drop_distant_specks(isolate_ink(flatten_background(make_ink_light(smooth_blocks(grey))))))
+    ink = digit_ink(open_image(data, spec.max_pixels), data, spec.max_pixels)
     frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
     return as_network_input(frame, spec)
 
