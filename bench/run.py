@@ -41,7 +41,7 @@ from ops.archive import build_archive, model_files
 from ops.front import UNLIMITED, NginxFront
 from ops.serve import REPO_ROOT, TorchServe, config_properties, free_port
 from training.evaluate import MODEL_DIR, load_model
-from training.presentations import presentation_set
+from training.presentations import encode, load_test_set, presentation_set, scanned_page
 
 SAMPLES = REPO_ROOT / "samples"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -73,6 +73,8 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
     engine = InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"))
     canvas, photo, scan = ((SAMPLES / name).read_bytes() for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png"))
     marker, blur = presentation_set("bold-marker-tight")[0][0], presentation_set("heavy-blur")[0][0]
+    page, _ = scanned_page(load_test_set("mnist")[0][0], np.random.default_rng(0), ink_px=40, dpi=300)
+    page_png, page_jpeg = encode(page, "PNG"), encode(page, "JPEG", quality=90)
     one = prepare(canvas, spec)
     single, batch8 = one.tensor[None], np.repeat(one.tensor[None], 8, axis=0)
     result = engine.predict(single)
@@ -93,6 +95,8 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
         stage_row("prepare canvas PNG 280x280", timed(lambda: prepare(canvas, spec), repeat)),
         stage_row("prepare phone photo JPEG 1600x1200", timed(lambda: prepare(photo, spec), repeat)),
         stage_row("prepare scan PNG 850x1100", timed(lambda: prepare(scan, spec), few)),
+        stage_row("prepare A4 scan 300 dpi PNG 2480x3508, ink 40 px", timed(lambda: prepare(page_png, spec), few)),
+        stage_row("prepare A4 scan 300 dpi JPEG 2480x3508, ink 40 px", timed(lambda: prepare(page_jpeg, spec), few)),
         stage_row("prepare bold marker, tight crop", timed(lambda: prepare(marker, spec), repeat)),
         stage_row("prepare heavy blur JPEG", timed(lambda: prepare(blur, spec), repeat)),
         stage_row("forward + hooks, 1 image", timed(lambda: engine.predict(single), repeat)),

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyspng
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
 from PIL import Image, ImageChops, ImageOps
 
 from digitlens.config import ModelSpec
@@ -37,10 +38,17 @@ WORKING_SIDE = 140          # longer side the image is reduced to before the pix
 DETAIL_SIDE = 24            # ink whose longer side is shorter in the working copy is read again from the upload's own
                             # pixels (a small digit on a big page; see digit_ink) ...
 CLOSE_SIDE = 96             # ... cut out with a margin and reduced so the ink's longer side is at most this ...
-CROP_MARGIN = 0.6           # ... the margin: this share of the ink's longer side on every side (paper to judge it by)
+CROP_MARGIN = 0.6           # ... the margin: this share of the ink's longer side on every side (paper to judge it by),
+FAINT_REACH = 3             # ... and at least this many pixels of the copy the ink was found on (see closer_look)
+CLOSER_LOOKS = 3            # regions one closer look cuts out at most, wider or round a smaller part of the ink
+MAX_WIDTH = 2               # no digit is this many times wider than tall
+FRAMED_MASS = 0.1           # a mark enclosing this share of its own ink is a frame (see digit_candidates)
+MAX_CANDIDATES = 5          # marks apart on a page looked at as the digit, at most (see digit_candidates)
 LOCATE_SIDE = 560           # a working copy with no ink found in it is searched again at this longer side
+STRAY_PIXELS = 2            # the darkest and lightest pixels of an image this many are strays (see extremes)
 BLANK_CONTRAST = 0.08       # ink must differ from the background by this fraction of full scale
-NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background
+NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background, ...
+PAPER_SHADING = 0.04        # ... and so are levels less than this (of full scale) above it
 INK_PERCENTILE = 90         # the ink's level: this percentile of the pixels brighter than the background
 BACKGROUND_THUMBNAIL = 48   # longer side of the thumbnail the background is estimated on
 TRIM_TOLERANCE = 0.05      # photo: rows and columns within this of the ground's shade are trimmed ...
@@ -57,8 +65,11 @@ BLOCK_EDGE = 0.15           # a step between neighbouring pixels this share of t
 MIN_BLOCK_SIDE = 3          # smaller blocks are left as they are: a shrink to 20 px averages them away
 SHARP_STEP = 0.25           # blocks step by at least this share of the image's range somewhere (a blur never does)
 ON_LATTICE = 0.9            # the share of the steps' energy within a pixel of the block edges (see block_period)
-SPECK_GAP = 0.5             # ink this far from the digit (a share of its extent so far) ...
-SPECK_MASS = 0.02           # ... holding less than this share of all the ink is a speck (see drop_distant_specks)
+SPECK_GAP = 0.5             # marks this far apart (a share of the heavier one's extent) are pieces of one digit
+EDGE_BAND = 0.04            # a scanner lid's dark edge is at most this share of the image across ...
+EDGE_CONTRAST = 0.3         # ... and this far from the paper's shade (see paint_out_edge_bands)
+LINE_REACH = 0.4            # a mark this share of the page long and LINE_ASPECT times longer than wide is a line ...
+LINE_ASPECT = 8             # ... (a ruled line, a scanner's dark edge), not a digit (see clear_lines)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -214,20 +225,39 @@ def make_ink_light(grey: np.ndarray) -> np.ndarray:
     """Invert dark ink on lighter paper so the ink is the bright part, as in MNIST. The ink is
     what lies furthest from the paper (the border's median), below it or above it: paper
     brighter than mid-grey is not the test, since an underexposed photo's paper is darker.
-    Under a hard-edged shadow the paper has two levels, and the ink lies beyond both."""
+    Under a hard-edged shadow the paper has two levels, and the ink lies beyond both; under
+    light that falls off gradually, the paper spans a range wider than a small digit's
+    contrast, and the ink is what lies furthest from the light's trend."""
     dark_paper = light_paper = border_median(grey)
-    if border_varies(grey) and (levels := shadow_levels(grey)) is not None:
+    varies = border_varies(grey)
+    if varies and (levels := shadow_levels(grey)) is not None:
         dark_paper, light_paper = levels
     darkest, lightest = extremes(grey)
-    return 1.0 - grey if dark_paper - darkest > lightest - light_paper else grey
+    dark_ink = dark_paper - darkest > lightest - light_paper
+    if varies and levels is None:
+        thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
+        if background_is_uneven(1 - thumbnail if dark_ink else thumbnail):
+            darkest, lightest = extremes(grey - light_trend(grey))     # the ink stands out from the light's trend
+            dark_ink = -darkest > lightest
+    return 1.0 - grey if dark_ink else grey
+
+
+def light_trend(grey: np.ndarray) -> np.ndarray:
+    """A quadratic surface in x and y fitted to ``grey`` by least squares (on every third pixel)."""
+    height, width = grey.shape
+    y, x = np.mgrid[-1:1:height * 1j, -1:1:width * 1j]
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1)
+    coefficients, *_ = np.linalg.lstsq(terms[::3, ::3].reshape(-1, 6), grey[::3, ::3].ravel(), rcond=None)
+    return (terms @ coefficients).astype(grey.dtype)
 
 
 def extremes(grey: np.ndarray) -> tuple[float, float]:
-    """The darkest and the lightest level that more than a stray pixel reaches: the 0.1th and
-    the 99.9th percentile, of a quarter of the pixels (which find them as well)."""
-    sample = grey[::2, ::2].ravel()
-    rank = sample.size // 1000
-    darkest, lightest = np.partition(sample, (rank, -1 - rank))[[rank, -1 - rank]]
+    """The darkest and the lightest level that more than STRAY_PIXELS reach. Not a percentile:
+    a small digit on a page or a sheet is a few pixels of the working copy, and under uneven
+    light the paper's own range would pass for its ink."""
+    values = grey.ravel()
+    rank = min(STRAY_PIXELS, values.size // 2)
+    darkest, lightest = np.partition(values, (rank, -1 - rank))[[rank, -1 - rank]]
     return float(darkest), float(lightest)
 
 
@@ -449,6 +479,31 @@ def box_blur(grey: np.ndarray, width: int) -> np.ndarray:
     return grey
 
 
+def paint_out_edge_bands(grey: np.ndarray) -> np.ndarray:
+    """``grey`` with a scanner lid's dark edge painted the paper's shade: a band along a side,
+    at most EDGE_BAND of the image across, whose rows or columns are EDGE_CONTRAST darker than
+    the image's median along most of their length, with paper right beside it (a shadow fades
+    in; the one line between may be half dark, where the band's edge fell inside a pixel). A
+    stroke that touches the side does not count: it runs across the side, not along it."""
+    paper = float(np.median(grey))
+    painted = grey
+    for axis in (0, 1):
+        limit = max(1, round(EDGE_BAND * grey.shape[axis]))
+        if grey.shape[axis] <= 2 * (limit + 2):
+            continue
+        lines = np.median(grey, axis=1 - axis)                 # one value per row (axis 0) or column
+        for from_start in (True, False):
+            outward = (lines if from_start else lines[::-1])[:limit + 2]
+            width = int(np.argmin(paper - outward > EDGE_CONTRAST))    # the dark lines from the side in
+            if not 0 < width <= limit or paper - outward[width + 1] > EDGE_CONTRAST / 3:
+                continue
+            if painted is grey:
+                painted = grey.copy()
+            edge = slice(0, width + 1) if from_start else slice(grey.shape[axis] - width - 1, None)
+            painted[(edge, slice(None)) if axis == 0 else (slice(None), edge)] = paper
+    return painted
+
+
 def smooth_blocks(grey: np.ndarray) -> np.ndarray:
     """Undo a blocky (nearest-neighbour) enlargement: the network reads a smoothly enlarged
     low-resolution digit far better than the same pixels as sharp-edged squares."""
@@ -466,41 +521,75 @@ def isolate_ink(grey: np.ndarray) -> np.ndarray:
     rank = (candidates.size - 1) * INK_PERCENTILE // 100
     ink = float(np.partition(candidates, rank)[rank])
     stretched = (grey - background) * (1 / (ink - background))
-    stretched[stretched < NOISE_FLOOR] = 0
+    # Paper's own shading (a few hundredths) stays background even where faint ink sets the scale.
+    stretched[stretched < max(NOISE_FLOOR, PAPER_SHADING / (ink - background))] = 0
     return np.minimum(stretched, 1, out=stretched)
 
 
-def drop_distant_specks(ink: np.ndarray) -> np.ndarray:
-    """``ink`` without specks far from the digit: faint marks (the crossings of a grid paper's
-    lines, dust) would otherwise stretch the crop and shrink the digit. Along each axis the rows
-    (then columns) holding ink form runs; from the heaviest run outwards, a run is kept if it is
-    within SPECK_GAP of the span kept so far or holds SPECK_MASS of the ink, and the rest is
-    cleared. The pieces of a broken stroke lie close to each other, and anything heavy is kept."""
-    total = float(ink.sum())
-    for axis in (0, 1):
-        profile = ink.sum(axis=1 - axis)
-        filled = np.flatnonzero(profile)
-        breaks = np.flatnonzero(np.diff(filled) > 1)
-        if breaks.size == 0:
+def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int, list[tuple[slice, slice]]]:
+    """The separate marks of ``ink`` (pixels two apart join), as a label image, their count and boxes."""
+    labels, count = ndimage.label(ndimage.binary_dilation(ink > 0, np.ones((3, 3), bool)), np.ones((3, 3), int))
+    return labels, count, ndimage.find_objects(labels)
+
+
+def clear_lines(ink: np.ndarray) -> np.ndarray:
+    """``ink`` without ruled lines and a scanner's dark edge: marks LINE_REACH of the page long and
+    LINE_ASPECT times longer than wide. A digit's own stroke never reaches so far."""
+    labels, count, boxes = ink_marks(ink)
+    lines = [label + 1 for label, (rows, cols) in enumerate(boxes)
+             if line_like(rows.stop - rows.start, cols.stop - cols.start, ink.shape)]
+    if not lines or len(lines) == count:
+        return ink
+    return np.where(np.isin(labels, lines), 0, ink).astype(ink.dtype)
+
+
+def line_like(height: int, width: int, shape: tuple[int, int]) -> bool:
+    return ((height >= LINE_REACH * shape[0] and height >= LINE_ASPECT * width)
+            or (width >= LINE_REACH * shape[1] and width >= LINE_ASPECT * height))
+
+
+def digit_candidates(ink: np.ndarray) -> list[np.ndarray]:
+    """Where the marks of ``ink`` might be the digit, each as ``ink`` with only those marks, the
+    heaviest first: ``[ink]`` itself where it is one mark. Marks stand apart on a page (a stamp
+    beside the digit): a mark whose holes hold FRAMED_MASS of its own ink or more (a stamp's
+    ring or frame round its text) is not the digit, nor is what it encloses; nor is a mark
+    MAX_WIDTH times wider than tall (a line of text, a dash). Each remaining mark is taken with
+    the marks within SPECK_GAP of it (the pieces of one digit). Empty where no mark is left."""
+    labels, count, boxes = ink_marks(ink)
+    if count < 2:
+        return [ink]
+    masses = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
+    eligible = np.ones(count, bool)
+    for label, (rows, cols) in enumerate(boxes):
+        if cols.stop - cols.start > MAX_WIDTH * (rows.stop - rows.start):
+            eligible[label] = False
+        inside = enclosed_marks(labels, boxes, label)
+        if inside and masses[inside].sum() >= FRAMED_MASS * masses[label]:
+            eligible[[label, *inside]] = False
+    candidates, taken = [], np.zeros(count, bool)
+    for chosen in np.argsort(-masses):
+        if not eligible[chosen] or taken[chosen]:
             continue
-        starts = np.concatenate(([filled[0]], filled[breaks + 1]))
-        ends = np.concatenate((filled[breaks], [filled[-1]])) + 1
-        masses = np.add.reduceat(profile, starts)          # the rows between runs hold no ink
-        heaviest = int(masses.argmax())
-        low, high = starts[heaviest], ends[heaviest]
-        cleared = []
-        for order in (range(heaviest - 1, -1, -1), range(heaviest + 1, starts.size)):
-            for run in order:
-                gap = max(starts[run] - high, low - ends[run])
-                if gap <= SPECK_GAP * (high - low) or masses[run] >= SPECK_MASS * total:
-                    low, high = min(low, starts[run]), max(high, ends[run])
-                else:
-                    cleared.append(run)
-        if cleared:
-            ink = ink.copy()
-            for run in cleared:
-                ink[(slice(None),) * axis + (slice(starts[run], ends[run]),)] = 0
-    return ink
+        rows, cols = boxes[chosen]
+        reach = SPECK_GAP * max(rows.stop - rows.start, cols.stop - cols.start)
+        near = [label for label, (r, c) in enumerate(boxes) if eligible[label] and not taken[label] and
+                max(r.start - rows.stop, rows.start - r.stop, c.start - cols.stop, cols.start - c.stop) <= reach]
+        taken[near] = True
+        candidates.append(np.where(np.isin(labels, np.add(near, 1)), ink, 0).astype(ink.dtype))
+    return candidates
+
+
+def enclosed_marks(labels: np.ndarray, boxes: list[tuple[slice, slice]], label: int) -> list[int]:
+    """The marks (indices into ``boxes``) lying in the holes of mark ``label``."""
+    rows, cols = boxes[label]
+    within = [other for other, (r, c) in enumerate(boxes) if other != label and rows.start <= r.start
+              and r.stop <= rows.stop and cols.start <= c.start and c.stop <= cols.stop]
+    if not within:
+        return []
+    region = labels[rows, cols]
+    mark = region == label + 1
+    in_holes = np.unique(region[ndimage.binary_fill_holes(mark) & ~mark])
+    return [other for other in within if other + 1 in in_holes]
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
@@ -519,60 +608,137 @@ def crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 def find_ink(grey: np.ndarray) -> np.ndarray:
     """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared."""
-    return drop_distant_specks(isolate_ink(flatten_background(make_ink_light(smooth_blocks(grey)))))
+    return clear_lines(isolate_ink(flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey))))))
 
 
 def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
     """The digit's ink in ``image`` (opened from ``data``), cropped to it.
 
-    The ink is found on the working copy (WORKING_SIDE). Where it is small there (shorter than
-    DETAIL_SIDE) or not found at all, and the upload has more pixels, a digit on a big page
-    was reduced to a few pixels: the region round it (CROP_MARGIN) is cut out of the upload's
-    own pixels (a JPEG decoded again at the scale it needs), reduced only so the ink's longer
-    side is at most CLOSE_SIDE, and the ink found again there. Where the working copy shows no
-    ink, it is first looked for on a larger copy (LOCATE_SIDE)."""
+    The ink is found on the working copy (WORKING_SIDE). Where it is large there (DETAIL_SIDE)
+    and one mark, that is the digit. Otherwise, where the upload has more pixels, a digit on a
+    big page was reduced to a few pixels: each mark that may be the digit (digit_candidates),
+    the heaviest first, is looked at closer (closer_look: cut out of the upload's own pixels, a
+    JPEG decoded again at the scale it needs) until one is a digit at that resolution (a stamp
+    is not, once its text shows). Where none is, or the working copy shows no ink, the marks of
+    a larger copy (LOCATE_SIDE) are looked at so: a digit too faint to show on the working copy."""
     grey = to_greyscale(image)
     try:
         ink = find_ink(grey)
-        box = ink_box(ink)
+        candidates = digit_candidates(ink) or [ink]
     except InputError as refusal:
-        ink, box, blank = None, None, refusal
-    if box is not None and max(box[2] - box[0], box[3] - box[1]) >= DETAIL_SIDE:
-        return ink[box[0]:box[2], box[1]:box[3]]
-    source = full_resolution(image, data, max_pixels, box, max(grey.shape))
-    scale = max(source.size) / max(grey.shape)          # upload pixels per working-copy pixel
-    if box is None and scale > 1:
+        candidates, blank = [], refusal
+    if candidates and candidates[0] is ink and ink_side(ink) >= DETAIL_SIDE:
+        return crop_to_ink(ink)
+    one_mark = ink if candidates and candidates[0] is ink else None
+    source = full_resolution(image, data, max_pixels, one_mark, max(grey.shape))
+    if max(source.size) <= max(grey.shape):
+        if not candidates:
+            raise blank
+        return crop_to_ink(candidates[0])
+    if (closer := closest_digit(source, candidates, max(source.size) / max(grey.shape))) is not None:
+        return closer
+    if max(grey.shape) < LOCATE_SIDE:
+        source = full_resolution(image, data, max_pixels, None, max(grey.shape))
         located = to_greyscale(source, LOCATE_SIDE)
         try:
-            box = ink_box(find_ink(located))
+            ink = find_ink(located)
+            found = digit_candidates(ink) or [ink]
         except InputError:
-            raise blank from None
-        scale = max(source.size) / max(located.shape)
-    if box is None:
+            found = []
+        if (closer := closest_digit(source, found, max(source.size) / max(located.shape))) is not None:
+            return closer
+        candidates = candidates or found
+    if not candidates:
         raise blank
-    if scale <= 1:
-        return ink[box[0]:box[2], box[1]:box[3]]
+    return crop_to_ink(candidates[0])
+
+
+def closest_digit(source: Image.Image, candidates: list[np.ndarray], scale: float) -> np.ndarray | None:
+    """The first of ``candidates`` (found on a copy ``scale`` times smaller than ``source``) that
+    a closer look finds a digit, as that look's ink; None where none is. A candidate already
+    DETAIL_SIDE on the copy that the look finds whole is taken as the copy shows it: more
+    pixels would show a squared page's lines, not more of the digit."""
+    for candidate in candidates[:MAX_CANDIDATES]:
+        if (closer := closer_look(source, ink_box(candidate), scale)) is not None:
+            ink, whole = closer
+            return crop_to_ink(candidate) if whole and ink_side(candidate) >= DETAIL_SIDE else ink
+    return None
+
+
+def ink_side(ink: np.ndarray) -> int:
+    top, left, bottom, right = ink_box(ink)
+    return max(bottom - top, right - left)
+
+
+def closer_look(source: Image.Image, box: tuple[int, int, int, int], scale: float) -> tuple[np.ndarray, bool] | None:
+    """The ink in ``box`` (of a copy ``scale`` times smaller than ``source``) found again on the
+    region round it cut out of ``source``, cropped, and whether it is the whole of the box's
+    ink; None if it is no digit there. The region is
+    reduced so the box's longer side is at most CLOSE_SIDE; its margin is CROP_MARGIN of that
+    side and FAINT_REACH copy pixels at least (a digit's faint parts were lost on the copy).
+    Where the digit found there runs into the region's edge, the margin is doubled; where it is
+    a small part of the box (a digit beside a stamp), it is looked at again on its own."""
     top, left, bottom, right = (round(edge * scale) for edge in box)
-    side = max(bottom - top, right - left)
-    margin = round(CROP_MARGIN * side)
-    region = (max(0, left - margin), max(0, top - margin), min(source.width, right + margin),
-              min(source.height, bottom + margin))
-    crop = source.crop(region)
-    longest = max(crop.size) if side <= CLOSE_SIDE else max(1, round(max(crop.size) * CLOSE_SIDE / side))
-    return crop_to_ink(find_ink(to_greyscale(crop, longest)))
+    margin, whole = None, True
+    for _ in range(CLOSER_LOOKS):
+        side = max(bottom - top, right - left, 1)
+        margin = margin or round(max(CROP_MARGIN * side, FAINT_REACH * scale))
+        region = (max(0, left - margin), max(0, top - margin), min(source.width, right + margin),
+                  min(source.height, bottom + margin))
+        crop = source.crop(region)
+        reduction = min(1.0, CLOSE_SIDE / side)
+        try:
+            candidates = digit_candidates(find_ink(to_greyscale(crop, max(1, round(max(crop.size) * reduction)))))
+        except InputError:
+            return None
+        aimed = [round((edge - offset) * reduction) for edge, offset in
+                 zip((top, left, bottom, right), (region[1], region[0], region[1], region[0]))]
+        ink = next((candidate for candidate in candidates if overlaps(ink_box(candidate), aimed)), None)
+        if ink is None:
+            return None             # only other marks near it are digits: they get their own look
+        if runs_into_edge(ink, region, source.size):
+            margin *= 2
+        elif reduction < 1 and ink_side(ink) < side * reduction / 2:
+            found = ink_box(ink)
+            top, left, bottom, right = (round(edge / reduction) + offset for edge, offset in
+                                        zip(found, (region[1], region[0], region[1], region[0])))
+            margin, whole = None, False
+        else:
+            break
+    return crop_to_ink(ink), whole
 
 
-def full_resolution(image: Image.Image, data: bytes, max_pixels: int, box: tuple[int, int, int, int] | None,
+def runs_into_edge(ink: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
+    """Whether ``ink`` (found in ``region`` of an image of ``size``) reaches an edge of the
+    region that is not the image's own."""
+    top, left, bottom, right = ink_box(ink)
+    return ((top == 0 and region[1] > 0) or (left == 0 and region[0] > 0) or
+            (bottom == ink.shape[0] and region[3] < size[1]) or (right == ink.shape[1] and region[2] < size[0]))
+
+
+def overlaps(box: tuple[int, int, int, int], other: list[int]) -> bool:
+    return box[0] <= other[2] and other[0] <= box[2] and box[1] <= other[3] and other[1] <= box[3]
+
+
+def runs_into_edge(ink: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
+    """Whether ``ink`` (found in ``region`` of an image of ``size``) reaches an edge of the
+    region that is not the image's own."""
+    top, left, bottom, right = ink_box(ink)
+    return ((top == 0 and region[1] > 0) or (left == 0 and region[0] > 0) or
+            (bottom == ink.shape[0] and region[3] < size[1]) or (right == ink.shape[1] and region[2] < size[0]))
+
+
+def full_resolution(image: Image.Image, data: bytes, max_pixels: int, mark: np.ndarray | None,
                     working_side: int) -> Image.Image:
     """``image`` with the pixels a closer look needs: other formats are decoded whole already; a
-    JPEG is decoded again, at the DCT scale that gives the ink of ``box`` (in the working copy of
-    longer side ``working_side``) CLOSE_SIDE pixels, or at full size where no ink was found."""
+    JPEG is decoded again, at the DCT scale that gives the ink of ``mark`` (the working copy's
+    one mark, in a copy of longer side ``working_side``) CLOSE_SIDE pixels, or at full size
+    where there is no one mark (none found, or several: a small digit may hide among them)."""
     if image.format not in JPEG_FORMATS:
         return image
-    if box is None:
+    if mark is None:
         return open_image(data, max_pixels, longest=None)
-    ink_side = max(box[2] - box[0], box[3] - box[1], 1)
-    return open_image(data, max_pixels, longest=math.ceil(working_side * CLOSE_SIDE / ink_side))
+    return open_image(data, max_pixels, longest=math.ceil(working_side * CLOSE_SIDE / ink_side(mark)))
 
 
 def fit_longer_side(ink: np.ndarray, side: int) -> np.ndarray:

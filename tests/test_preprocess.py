@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from digitlens.preprocess import (BACKGROUND_THUMBNAIL, InputError, background_is_uneven, block_side, body_bytes, border,
-                                  border_median, box_blur, center_by_mass, crop_to_ink, decode_png, drop_distant_specks,
-                                  fit_longer_side, flatten_background, isolate_ink, make_ink_light, open_image, prepare,
+                                  border_median, box_blur, center_by_mass, crop_to_ink, decode_png, digit_candidates,
+                                  fit_longer_side, flatten_background, ink_box, isolate_ink, make_ink_light, open_image, prepare,
                                   reduce_to, shadow_levels, smooth_blocks, to_greyscale)
 from training.data import fetch_optdigits, load_optdigits
 from training.presentations import KINDS, other_writer_upload
@@ -143,18 +143,22 @@ def test_a_hard_edged_shadow_leaves_the_digit_as_it_was(spec):
     assert max(offs) < 0.1 and np.mean(offs) < 0.05      # before: up to 0.21, on average 0.11
 
 
-def test_faint_specks_far_from_the_digit_are_dropped_and_its_own_pieces_kept():
+def test_specks_and_marks_far_from_the_digit_are_left_out_and_its_own_pieces_kept():
     ink = np.zeros((100, 100), np.float32)
     ink[30:70, 40:44] = 1                   # a stroke, 40 px long
     ink[74:80, 40:44] = 1                   # a piece of it past a 4-px break: near, kept
-    ink[2, 97] = 0.5                        # a speck in a corner: far and faint, dropped
-    ink[95:98, 5:60] = 1                    # a heavy mark far away: kept (it is not a speck)
-    kept = drop_distant_specks(ink)
-    assert kept[2, 97] == 0
-    expected = ink.copy()
-    expected[2, 97] = 0
-    assert np.array_equal(kept, expected)
-    assert drop_distant_specks(expected) is expected        # nothing to drop: the same array
+    ink[2, 97] = 0.5                        # a speck in a corner: far, left out
+    ink[90:98, 5:15] = 1                    # a lighter mark far away: another candidate, looked at after the digit
+    digit, other, speck = digit_candidates(ink)
+    expected = np.zeros_like(ink)
+    expected[30:80, 40:44] = ink[30:80, 40:44]
+    assert np.array_equal(digit, expected)
+    assert ink_box(other) == (90, 5, 98, 15) and ink_box(speck) == (2, 97, 3, 98)
+    [pieces] = digit_candidates(expected)
+    assert np.array_equal(pieces, expected)
+    stroke = np.where(expected > 0, 1, 0).astype(np.float32)
+    stroke[70:74, 40:44] = 1
+    assert digit_candidates(stroke)[0] is stroke            # one mark: the ink itself
 
 
 def test_a_photo_on_grid_paper_is_prepared_as_on_plain_paper(spec):

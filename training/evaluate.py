@@ -29,10 +29,11 @@ from digitlens.preprocess import InputError, prepare
 import yaml
 
 from training.data import fetch_dataset, load_split
-from training.presentations import SET_SEED, SETS_OF_DATASET, as_mnist_png, presentation_set
+from training.presentations import PAGE_KINDS, SET_SEED, SETS_OF_DATASET, as_mnist_png, ink_sizes, presentation_set
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CALIBRATION_BINS = 15
+INK_BINS = (25, 40, 60, 90, 120, 160, 201)   # page kinds are reported by the ink's longer side, px (the issue's bands)
 
 
 def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
@@ -166,9 +167,26 @@ def evaluate_served(model: torch.nn.Module, spec: ModelSpec, kinds: tuple[str, .
     for kind in kinds:
         bodies, labels = presentation_set(kind, size, seed=seed)
         batch, refused = prepared_batch(spec, bodies)
-        results[kind] = scores(logits_for(model, batch, refused), probabilities_for(engine, batch, refused),
-                               torch.from_numpy(labels).long())
+        probabilities = probabilities_for(engine, batch, refused)
+        results[kind] = scores(logits_for(model, batch, refused), probabilities, torch.from_numpy(labels).long())
+        results[kind]["refused"] = len(refused)
+        if kind in PAGE_KINDS:
+            results[kind]["by_ink_px"] = by_ink_size(probabilities.nan_to_num(-1).argmax(1).numpy() == labels,
+                                                     refused, ink_sizes(kind, size, seed=seed))
     return results
+
+
+def by_ink_size(right: np.ndarray, refused: list[int], ink_px: np.ndarray) -> dict:
+    """Accuracy and refusals of a page kind's uploads by the ink's longer side (INK_BINS)."""
+    refusals = np.zeros(len(right), bool)
+    refusals[refused] = True
+    bins = {}
+    for low, high in zip(INK_BINS, INK_BINS[1:]):
+        chosen = (ink_px >= low) & (ink_px < high)
+        if chosen.any():
+            bins[f"{low}-{high}"] = {"images": int(chosen.sum()), "accuracy": round(float(right[chosen].mean()), 6),
+                                     "refused": int(refusals[chosen].sum())}
+    return bins
 
 
 def load_model(weights: Path, spec: ModelSpec, model_dir: Path = MODEL_DIR) -> torch.nn.Module:
@@ -190,10 +208,14 @@ def dataset_of(config: Path) -> str:
 
 
 def print_table(served: dict) -> None:
-    print(f"{'set':24} {'accuracy':>9} {'errors':>6} {'ECE before':>10} {'ECE after':>9}")
+    print(f"{'set':24} {'accuracy':>9} {'errors':>6} {'refused':>7} {'ECE before':>10} {'ECE after':>9}")
     for kind, result in served.items():
-        print(f"{kind:24} {result['accuracy']:9.4%} {result['errors']:6d} "
+        print(f"{kind:24} {result['accuracy']:9.4%} {result['errors']:6d} {result['refused']:7d} "
               f"{result['calibration_error_uncalibrated']:10.4f} {result['calibration_error']:9.4f}")
+    for kind, result in served.items():
+        for ink, part in result.get("by_ink_px", {}).items():
+            print(f"{kind + ', ink ' + ink + ' px':24} {part['accuracy']:9.4%} {part['images']:6d} images "
+                  f"{part['refused']:3d} refused")
 
 
 def main(argv: list[str] | None = None) -> int:

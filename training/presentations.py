@@ -2,7 +2,8 @@
 
 Each kind turns a test image (uint8 28x28, light on black) into the bytes of an upload:
 `KINDS` are MNIST digits drawn, photographed and scanned, `GARMENT_KINDS` Fashion-MNIST
-products photographed or cut out. `presentation_set` builds 1,000 of one kind from a
+products photographed or cut out. `presentation_set` builds 1,000 of one kind (300 of the
+`PAGE_KINDS`, small digits on a large page, whose ink sizes `ink_sizes` gives) from a
 seeded choice of test images and caches them under `.cache/presentations/` (git-ignored),
 so the report, the tests and the benchmarks read the same files. One set is not MNIST's:
 `other-writers`, every optdigits digit (43 other writers, 8x8) enlarged as a viewer would.
@@ -198,6 +199,114 @@ def touch_drawing(ink: np.ndarray, rng: np.random.Generator) -> bytes:
     return encode(Image.fromarray(drawing), "PNG")
 
 
+A4_PIXELS = {150: (1240, 1754), 300: (2480, 3508)}    # an A4 page scanned at 150 and 300 dpi
+INK_ON_PAGE = (25, 200)         # the ink's longer side on a page or sheet, in the upload's pixels (log-uniform)
+INK_OF_BOX = 20 / 28            # MNIST's ink fills 20 of its 28 pixels
+
+
+def ink_on_page(rng: np.random.Generator, low: float) -> float:
+    return float(np.exp(rng.uniform(math.log(low), math.log(INK_ON_PAGE[1]))))
+
+
+def paper_shading(rng: np.random.Generator, shape: tuple[int, int], amplitude: float) -> np.ndarray:
+    """1 plus a smooth variation of the paper of at most ``amplitude``: noise made small and enlarged."""
+    small = rng.normal(0, 1, (6, 5)).astype(np.float32)
+    field = np.asarray(Image.fromarray(small).resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+    return 1 + amplitude * field / max(1e-6, float(np.abs(field).max()))
+
+
+def clear_corner(rng: np.random.Generator, size: tuple[int, int], box: tuple[int, int, int, int],
+                 extent: int, margin: int, gap: int = 40) -> tuple[int, int] | None:
+    """A top-left corner for a square mark of ``extent`` on a page of ``size`` that keeps ``gap``
+    clear of ``box`` (left, top, right, bottom); None where 50 tries find none."""
+    width, height = size
+    for _ in range(50):
+        x = int(rng.integers(margin, width - margin - extent))
+        y = int(rng.integers(margin, height - margin - extent))
+        if x + extent + gap < box[0] or x > box[2] + gap or y + extent + gap < box[1] or y > box[3] + gap:
+            return x, y
+    return None
+
+
+def rubber_stamp(rng: np.random.Generator, side: int) -> np.ndarray:
+    """A stamp's coverage (0-1): a ring or a frame round three lines of text-like dashes."""
+    mark = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(mark)
+    line = max(2, side // 40)
+    if rng.random() < 0.5:
+        draw.ellipse([line, line, side - line, side - line], outline=255, width=line)
+    else:
+        draw.rectangle([line, side // 4, side - line, side * 3 // 4], outline=255, width=line)
+    for row in range(3):
+        y, x = side * (0.4 + 0.1 * row), side * 0.22
+        while x < side * 0.75:
+            dash = rng.uniform(0.03, 0.07) * side
+            draw.line([(x, y), (x + dash, y - rng.uniform(-0.05, 0.05) * side)], fill=255, width=line)
+            x += dash * 1.5
+    return np.asarray(mark.filter(ImageFilter.GaussianBlur(1)), np.float32) / 255
+
+
+def scanned_page(ink: np.ndarray, rng: np.random.Generator, ink_px: float, dpi: int) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A digit whose ink is ``ink_px`` long on an A4 page scanned at ``dpi``, greyscale, and the
+    box (left, top, right, bottom) of its 28x28 frame: slightly shaded paper with scanner noise,
+    a margin, and in most pages one other mark away from the digit (a ruled line across the
+    page, a rubber stamp, or the scanner lid's dark edge along one side)."""
+    width, height = A4_PIXELS[dpi]
+    side = max(8, round(ink_px / INK_OF_BOX))
+    margin = int(0.06 * width)
+    left, top = int(rng.integers(margin, width - margin - side)), int(rng.integers(margin, height - margin - side))
+    page = rng.uniform(0.86, 0.97) * paper_shading(rng, (height, width), rng.uniform(0.0, 0.03))
+    digit = enlarge(ink, side)
+    if dpi == 300 or rng.random() < 0.5:                # the scanner's optics soften fine detail
+        softened = Image.fromarray(np.round(digit * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
+        digit = np.asarray(softened, np.float32) / 255
+    page[top:top + side, left:left + side] *= 1 - rng.uniform(0.6, 0.9) * digit
+    box = (left, top, left + side, top + side)
+    other = rng.random()
+    if other < 0.3:
+        rows = [y for y in rng.integers(margin, height - margin, 20) if y < top - 30 or y > top + side + 30]
+        if rows:
+            page[rows[0]:rows[0] + dpi // 150, margin // 2:width - margin // 2] *= rng.uniform(0.6, 0.85)
+    elif other < 0.55:
+        stamp_side = int(rng.uniform(0.12, 0.25) * width)
+        if corner := clear_corner(rng, (width, height), box, stamp_side, margin // 2):
+            x, y = corner
+            page[y:y + stamp_side, x:x + stamp_side] *= 1 - rng.uniform(0.3, 0.6) * rubber_stamp(rng, stamp_side)
+    elif other < 0.7:
+        page[:, :int(rng.uniform(0.005, 0.02) * width)] *= 0.3
+    page += rng.normal(0, rng.uniform(0.004, 0.012), page.shape).astype(np.float32)
+    return Image.fromarray(np.clip(page * 255, 0, 255).astype(np.uint8)), box
+
+
+def page_scan(ink: np.ndarray, rng: np.random.Generator, ink_px: float) -> bytes:
+    """A digit whose ink is ``ink_px`` long on an A4 page scanned at 150 or 300 dpi, PNG or JPEG."""
+    page, _ = scanned_page(ink, rng, ink_px, 150 if rng.random() < 0.5 else 300)
+    if rng.random() < 0.4:
+        return encode(page, "PNG")
+    return encode(page, "JPEG", quality=int(rng.integers(75, 95)))
+
+
+def sheet_photo(ink: np.ndarray, rng: np.random.Generator, ink_px: float) -> bytes:
+    """A phone photo (3-12 megapixels) of a sheet with a digit whose ink is ``ink_px`` long on it,
+    light falling off towards one side, slightly out of focus, as JPEG."""
+    width, height = ((4032, 3024), (3264, 2448), (2016, 1512))[int(rng.integers(3))]
+    side = round(ink_px / INK_OF_BOX)
+    margin = int(0.05 * width)
+    left, top = int(rng.integers(margin, width - margin - side)), int(rng.integers(margin, height - margin - side))
+    small = (width // 16, height // 16)
+    yy, xx = np.mgrid[0:small[1], 0:small[0]]
+    angle = rng.uniform(0, 2 * math.pi)
+    light = 0.8 + 0.12 * np.sin(xx / small[0] * math.pi + angle) * np.cos(yy / small[1] * math.pi / 2)
+    reach = (xx / small[0] - 0.5) * math.cos(angle) + (yy / small[1] - 0.5) * math.sin(angle) + 0.2
+    light *= 1 - rng.uniform(0, 0.3) * np.clip(reach, 0, 0.7) / 0.7
+    page = np.asarray(Image.fromarray(light.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)) * 0.93
+    page[top:top + side, left:left + side] *= 1 - rng.uniform(0.55, 0.85) * enlarge(ink, side)
+    page = page + rng.normal(0, 0.015, page.shape).astype(np.float32)
+    rgb = np.clip(page[..., None] * np.asarray([1.0, 0.97, 0.9], np.float32) * 255, 0, 255).astype(np.uint8)
+    photo = Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.4)))
+    return encode(photo, "JPEG", quality=int(rng.integers(75, 92)))
+
+
 def _seeded(make):
     return lambda ink, rng: make(ink)
 
@@ -216,6 +325,15 @@ KINDS = {
     "ballpoint-photo": ballpoint_photo,
     "touch-drawing": touch_drawing,
 }
+PAGE_KINDS = {      # large uploads with small ink, drawn between INK_ON_PAGE's sizes: smaller sets, reported by size
+    "page-scan": (page_scan, INK_ON_PAGE[0]),
+    "sheet-photo": (sheet_photo, 40),
+}
+KINDS.update({kind: lambda ink, rng, make=make, low=low: make(ink, rng, ink_on_page(rng, low))
+              for kind, (make, low) in PAGE_KINDS.items()})
+PAGE_SET_SIZE = 300
+ADDED_STREAMS = {"page-scan": 12, "sheet-photo": 13}    # kinds added later draw from their own streams, so
+                                                        # the sets of the kinds before them stay the same
 
 
 def product_photo(product: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -283,18 +401,38 @@ def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE,
     on the usual sets holds beyond them. The other writers' set is always whole (no ``size``)."""
     if kind == OTHER_WRITERS:
         return other_writers_set(seed)
-    size = size or (10000 if kind in WHOLE_TEST_SETS else SET_SIZE)
+    stored = stored_set(kind, size, cache, seed)
+    blob, ends = stored["blob"], stored["ends"]
+    return [blob[start:end].tobytes() for start, end in zip(np.r_[0, ends[:-1]], ends)], stored["labels"]
+
+
+def ink_sizes(kind: str, size: int | None = None, cache: Path = CACHE, seed: int = SET_SEED) -> np.ndarray:
+    """The ink's longer side in each upload of a page kind's set (PAGE_KINDS), in its pixels."""
+    return stored_set(kind, size, cache, seed)["ink_px"]
+
+
+def stored_set(kind: str, size: int | None, cache: Path, seed: int) -> dict[str, np.ndarray]:
+    """The cached arrays of a set (the uploads as one blob and their ends, labels, ink sizes
+    where the kind states them), made first where missing."""
+    size = size or (10000 if kind in WHOLE_TEST_SETS else PAGE_SET_SIZE if kind in PAGE_KINDS else SET_SIZE)
     path = cache / f"{kind}-{size}-{seed}-v{SETS_VERSION}.npz"
     if path.exists():
-        stored = np.load(path)
-        blob, ends = stored["blob"], stored["ends"]
-        return [blob[start:end].tobytes() for start, end in zip(np.r_[0, ends[:-1]], ends)], stored["labels"]
+        return dict(np.load(path))
     dataset, kinds = next((d, k) for d, k in KINDS_OF_DATASET.items() if kind in k)
     images, labels = load_test_set(dataset)
-    rng = np.random.default_rng([seed, sorted(kinds).index(kind)])
+    stream = ADDED_STREAMS.get(kind) or sorted(set(kinds) - set(ADDED_STREAMS)).index(kind)
+    rng = np.random.default_rng([seed, stream])
     chosen = rng.choice(len(images), size, replace=False)
-    bodies = [kinds[kind](images[i], rng) for i in chosen]
+    bodies, ink_px = [], np.full(size, np.nan)
+    for index, image in enumerate(images[chosen]):
+        if kind in PAGE_KINDS:          # as KINDS[kind] does, keeping the size drawn
+            make, low = PAGE_KINDS[kind]
+            ink_px[index] = ink_on_page(rng, low)
+            bodies.append(make(image, rng, ink_px[index]))
+        else:
+            bodies.append(kinds[kind](image, rng))
+    stored = {"blob": np.frombuffer(b"".join(bodies), np.uint8), "ends": np.cumsum([len(b) for b in bodies]),
+              "labels": labels[chosen], "ink_px": ink_px}
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, blob=np.frombuffer(b"".join(bodies), np.uint8), ends=np.cumsum([len(b) for b in bodies]),
-             labels=labels[chosen])
-    return bodies, labels[chosen]
+    np.savez(path, **stored)
+    return stored
