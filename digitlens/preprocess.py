@@ -65,7 +65,7 @@ BLOCK_EDGE = 0.15           # a step between neighbouring pixels this share of t
 MIN_BLOCK_SIDE = 3          # smaller blocks are left as they are: a shrink to 20 px averages them away
 SHARP_STEP = 0.25           # blocks step by at least this share of the image's range somewhere (a blur never does)
 ON_LATTICE = 0.9            # the share of the steps' energy within a pixel of the block edges (see block_period)
-SPECK_GAP = 0.5             # marks this far apart (a share of the heavier one's extent) are pieces of one digit
+SPECK_GAP = 0.5             # marks this far apart at most (a share of the longer side of the group so far) are pieces of one digit
 EDGE_BAND = 0.04            # a scanner lid's dark edge is at most this share of the image across ...
 EDGE_CONTRAST = 0.3         # ... and this far from the paper's shade (see paint_out_edge_bands)
 LINE_REACH = 0.4            # a mark this share of the page long and LINE_ASPECT times longer than wide is a line ...
@@ -226,15 +226,16 @@ def make_ink_light(grey: np.ndarray) -> np.ndarray:
     what lies furthest from the paper (the border's median), below it or above it: paper
     brighter than mid-grey is not the test, since an underexposed photo's paper is darker.
     Under a hard-edged shadow the paper has two levels, and the ink lies beyond both; under
-    light that falls off gradually, the paper spans a range wider than a small digit's
-    contrast, and the ink is what lies furthest from the light's trend."""
+    light that falls off gradually, the paper may span a range as wide as a small digit's
+    contrast: where the two sides are that close, the ink is what lies furthest from the
+    light's trend."""
     dark_paper = light_paper = border_median(grey)
     varies = border_varies(grey)
     if varies and (levels := shadow_levels(grey)) is not None:
         dark_paper, light_paper = levels
     darkest, lightest = extremes(grey)
     dark_ink = dark_paper - darkest > lightest - light_paper
-    if varies and levels is None:
+    if varies and levels is None and abs((dark_paper - darkest) - (lightest - light_paper)) < BLANK_CONTRAST:
         thumbnail = reduce_to(grey, BACKGROUND_THUMBNAIL)
         if background_is_uneven(1 - thumbnail if dark_ink else thumbnail):
             darkest, lightest = extremes(grey - light_trend(grey))     # the ink stands out from the light's trend
@@ -553,30 +554,46 @@ def digit_candidates(ink: np.ndarray) -> list[np.ndarray]:
     heaviest first: ``[ink]`` itself where it is one mark. Marks stand apart on a page (a stamp
     beside the digit): a mark whose holes hold FRAMED_MASS of its own ink or more (a stamp's
     ring or frame round its text) is not the digit, nor is what it encloses; nor is a mark
-    MAX_WIDTH times wider than tall (a line of text, a dash). Each remaining mark is taken with
-    the marks within SPECK_GAP of it (the pieces of one digit). Empty where no mark is left."""
+    MAX_WIDTH times wider than tall (a line of text, a dash), though it may be a piece of one
+    (a seven's detached bar). Each remaining mark is taken with its pieces (pieces_of). Empty
+    where no mark is left."""
     labels, count, boxes = ink_marks(ink)
     if count < 2:
         return [ink]
     masses = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
-    eligible = np.ones(count, bool)
-    for label, (rows, cols) in enumerate(boxes):
-        if cols.stop - cols.start > MAX_WIDTH * (rows.stop - rows.start):
-            eligible[label] = False
+    joinable = np.ones(count, bool)         # may be a piece of the digit
+    for label in range(count):
         inside = enclosed_marks(labels, boxes, label)
         if inside and masses[inside].sum() >= FRAMED_MASS * masses[label]:
-            eligible[[label, *inside]] = False
+            joinable[[label, *inside]] = False
+    wide = np.asarray([c.stop - c.start > MAX_WIDTH * (r.stop - r.start) for r, c in boxes])
+    eligible = joinable & ~wide             # may be the digit's main mark
     candidates, taken = [], np.zeros(count, bool)
     for chosen in np.argsort(-masses):
         if not eligible[chosen] or taken[chosen]:
             continue
-        rows, cols = boxes[chosen]
-        reach = SPECK_GAP * max(rows.stop - rows.start, cols.stop - cols.start)
-        near = [label for label, (r, c) in enumerate(boxes) if eligible[label] and not taken[label] and
-                max(r.start - rows.stop, rows.start - r.stop, c.start - cols.stop, cols.start - c.stop) <= reach]
+        near = pieces_of(boxes, chosen, joinable & ~taken)
         taken[near] = True
         candidates.append(np.where(np.isin(labels, np.add(near, 1)), ink, 0).astype(ink.dtype))
     return candidates
+
+
+def pieces_of(boxes: list[tuple[slice, slice]], chosen: int, free: np.ndarray) -> list[int]:
+    """Mark ``chosen`` and the ``free`` marks that lie within SPECK_GAP of the group so far
+    (a share of its longer side), added until no more are: a thin stroke broken into a chain."""
+    group, (rows, cols) = [chosen], boxes[chosen]
+    top, left, bottom, right = rows.start, cols.start, rows.stop, cols.stop
+    added = True
+    while added:
+        added = False
+        reach = SPECK_GAP * max(bottom - top, right - left)
+        for label, (r, c) in enumerate(boxes):
+            if free[label] and label not in group and \
+                    max(r.start - bottom, top - r.stop, c.start - right, left - c.stop) <= reach:
+                group.append(label)
+                top, left, bottom, right = min(top, r.start), min(left, c.start), max(bottom, r.stop), max(right, c.stop)
+                added = True
+    return group
 
 
 def enclosed_marks(labels: np.ndarray, boxes: list[tuple[slice, slice]], label: int) -> list[int]:
@@ -626,7 +643,7 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
         ink = find_ink(grey)
         candidates = digit_candidates(ink) or [ink]
     except InputError as refusal:
-        candidates, blank = [], refusal
+        ink, candidates, blank = None, [], refusal
     if candidates and candidates[0] is ink and ink_side(ink) >= DETAIL_SIDE:
         return crop_to_ink(ink)
     one_mark = ink if candidates and candidates[0] is ink else None
@@ -635,17 +652,17 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
         if not candidates:
             raise blank
         return crop_to_ink(candidates[0])
-    if (closer := closest_digit(source, candidates, max(source.size) / max(grey.shape))) is not None:
+    if (closer := closest_digit(source, ink, candidates, max(source.size) / max(grey.shape))) is not None:
         return closer
     if max(grey.shape) < LOCATE_SIDE:
         source = full_resolution(image, data, max_pixels, None, max(grey.shape))
         located = to_greyscale(source, LOCATE_SIDE)
         try:
-            ink = find_ink(located)
-            found = digit_candidates(ink) or [ink]
+            located_ink = find_ink(located)
+            found = digit_candidates(located_ink) or [located_ink]
         except InputError:
-            found = []
-        if (closer := closest_digit(source, found, max(source.size) / max(located.shape))) is not None:
+            located_ink, found = None, []
+        if (closer := closest_digit(source, located_ink, found, max(source.size) / max(located.shape))) is not None:
             return closer
         candidates = candidates or found
     if not candidates:
@@ -653,15 +670,22 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
     return crop_to_ink(candidates[0])
 
 
-def closest_digit(source: Image.Image, candidates: list[np.ndarray], scale: float) -> np.ndarray | None:
-    """The first of ``candidates`` (found on a copy ``scale`` times smaller than ``source``) that
-    a closer look finds a digit, as that look's ink; None where none is. A candidate already
-    DETAIL_SIDE on the copy that the look finds whole is taken as the copy shows it: more
-    pixels would show a squared page's lines, not more of the digit."""
+def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndarray], scale: float) -> np.ndarray | None:
+    """The first of ``candidates`` (marks of ``ink``, found on a copy ``scale`` times smaller
+    than ``source``) that a closer look finds a digit, as that look's ink; None where none is.
+    A candidate already DETAIL_SIDE on the copy that the look finds whole is taken as the copy
+    shows it, within the box the look found (pieces of a thin stroke that the copy broke off
+    included): more pixels would show a squared page's lines, not more of the digit."""
     for candidate in candidates[:MAX_CANDIDATES]:
-        if (closer := closer_look(source, ink_box(candidate), scale)) is not None:
-            ink, whole = closer
-            return crop_to_ink(candidate) if whole and ink_side(candidate) >= DETAIL_SIDE else ink
+        if (closer := closer_look(source, ink_box(candidate), scale)) is None:
+            continue
+        closer_ink, box = closer
+        if box is None or ink_side(candidate) < DETAIL_SIDE:
+            return closer_ink
+        top, left, bottom, right = (math.floor(box[0] / scale), math.floor(box[1] / scale),
+                                    math.ceil(box[2] / scale), math.ceil(box[3] / scale))
+        within = ink[top:bottom, left:right]
+        return crop_to_ink(within) if within.any() else closer_ink
     return None
 
 
@@ -670,10 +694,11 @@ def ink_side(ink: np.ndarray) -> int:
     return max(bottom - top, right - left)
 
 
-def closer_look(source: Image.Image, box: tuple[int, int, int, int], scale: float) -> tuple[np.ndarray, bool] | None:
+def closer_look(source: Image.Image, box: tuple[int, int, int, int],
+                scale: float) -> tuple[np.ndarray, tuple[int, int, int, int] | None] | None:
     """The ink in ``box`` (of a copy ``scale`` times smaller than ``source``) found again on the
-    region round it cut out of ``source``, cropped, and whether it is the whole of the box's
-    ink; None if it is no digit there. The region is
+    region round it cut out of ``source``, cropped, and its box in ``source`` where it is the
+    whole of the box's ink (None where it is a part); None if it is no digit there. The region is
     reduced so the box's longer side is at most CLOSE_SIDE; its margin is CROP_MARGIN of that
     side and FAINT_REACH copy pixels at least (a digit's faint parts were lost on the copy).
     Where the digit found there runs into the region's edge, the margin is doubled; where it is
@@ -705,7 +730,10 @@ def closer_look(source: Image.Image, box: tuple[int, int, int, int], scale: floa
             margin, whole = None, False
         else:
             break
-    return crop_to_ink(ink), whole
+    found = ink_box(ink)
+    in_source = tuple(round(edge / reduction) + offset for edge, offset in
+                      zip(found, (region[1], region[0], region[1], region[0])))
+    return crop_to_ink(ink), in_source if whole else None
 
 
 def runs_into_edge(ink: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> bool:

@@ -147,13 +147,13 @@ def test_specks_and_marks_far_from_the_digit_are_left_out_and_its_own_pieces_kep
     ink = np.zeros((100, 100), np.float32)
     ink[30:70, 40:44] = 1                   # a stroke, 40 px long
     ink[74:80, 40:44] = 1                   # a piece of it past a 4-px break: near, kept
-    ink[2, 97] = 0.5                        # a speck in a corner: far, left out
-    ink[90:98, 5:15] = 1                    # a lighter mark far away: another candidate, looked at after the digit
+    ink[2, 2] = 0.5                         # a speck in a corner: far, left out
+    ink[90:98, 88:98] = 1                   # a lighter mark far away: another candidate, looked at after the digit
     digit, other, speck = digit_candidates(ink)
     expected = np.zeros_like(ink)
     expected[30:80, 40:44] = ink[30:80, 40:44]
     assert np.array_equal(digit, expected)
-    assert ink_box(other) == (90, 5, 98, 15) and ink_box(speck) == (2, 97, 3, 98)
+    assert ink_box(other) == (90, 88, 98, 98) and ink_box(speck) == (2, 2, 3, 3)
     [pieces] = digit_candidates(expected)
     assert np.array_equal(pieces, expected)
     stroke = np.where(expected > 0, 1, 0).astype(np.float32)
