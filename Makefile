@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose data
 	fonts-open-sans fonts-sil-andika fonts-opendyslexic
 CODE := $(wildcard digitlens/*.py handler/*.py model/*.py)
 
-.PHONY: venv data train train-fashion evaluate mar serve stop test bench system-deps kubernetes-config clean
+.PHONY: venv data train train-fashion outliers evaluate mar serve stop test bench system-deps kubernetes-config clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -37,14 +37,19 @@ train: data                         ## retrain model/mnist.pt and its report (~1
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/low-resolution/mnist.pt --epochs 5 --lr 0.006 \
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 \
 		--restroked-share 0.15 --keep-init-share 0.2
+	$(PY) -m training.outliers --model mnist
 	$(PY) -m training.evaluate --model mnist
 
 train-fashion: data                 ## retrain model/fashion.pt and its report (~65 min on 2 CPU cores)
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/fashion.yaml --out .cache/fashion-base
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/fashion.yaml --init .cache/fashion-base/fashion.pt --epochs 10 --lr 0.03
+	$(PY) -m training.outliers --model fashion
 	$(PY) -m training.evaluate --model fashion
 
-evaluate: data                      ## served accuracy on every set, calibration temperatures into the model YAMLs
+outliers: data                      ## refit every model's outlier scorer (model/*-outliers.npz), a few minutes each
+	$(foreach model,$(MODELS),$(PY) -m training.outliers --model $(model) &&) true
+
+evaluate: data                      ## served accuracy on every set and on non-examples; temperatures and outlier thresholds into the model YAMLs
 	$(foreach model,$(MODELS),$(PY) -m training.evaluate --model $(model) &&) true
 
 mar: $(ARCHIVES)

@@ -70,7 +70,7 @@ def stage_row(name: str, times_ms: list[float]) -> tuple:
 def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
     """Each stage with the torch threads of one worker, as a worker runs it."""
     torch.set_num_threads(threads)
-    engine = InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"))
+    engine = InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"), MODEL_DIR)
     canvas, photo, scan = ((SAMPLES / name).read_bytes() for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png"))
     marker, blur = presentation_set("bold-marker-tight")[0][0], presentation_set("heavy-blur")[0][0]
     page, _ = scanned_page(load_test_set("mnist")[0][0], np.random.default_rng(0), ink_px=40, dpi=300)
@@ -99,8 +99,8 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
         stage_row("prepare A4 scan 300 dpi JPEG 2480x3508, ink 40 px", timed(lambda: prepare(page_jpeg, spec), few)),
         stage_row("prepare bold marker, tight crop", timed(lambda: prepare(marker, spec), repeat)),
         stage_row("prepare heavy blur JPEG", timed(lambda: prepare(blur, spec), repeat)),
-        stage_row("forward + hooks, 1 image", timed(lambda: engine.predict(single), repeat)),
-        stage_row("forward + hooks, batch of 8", timed(lambda: engine.predict(batch8), repeat)),
+        stage_row("forward + hooks + outlier score, 1 image", timed(lambda: engine.predict(single), repeat)),
+        stage_row("forward + hooks + outlier score, batch of 8", timed(lambda: engine.predict(batch8), repeat)),
         stage_row("render probability chart", timed(lambda: chart.render(probabilities), repeat)),
         *(stage_row(f"render activation grid {name} {tuple(activations[name].shape)}",
                     timed(lambda name=name: render_activation_grid(activations[name]), repeat))

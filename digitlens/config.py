@@ -28,6 +28,8 @@ class ModelSpec:
     threads: int = 0                # torch threads per worker; 0 leaves torch's default
     explain_methods: tuple[str, ...] = ()   # attribution methods `/explanations` offers
     explain_steps: int = 32         # integration steps of Integrated Gradients
+    outlier_scorer: str = ""        # beside the YAML: the fitted outlier score (digitlens.outliers); none if empty
+    outlier_above: float = 1.0      # a score above this is an outlier: not something the model can name
 
     def __post_init__(self):
         if self.preprocess not in PREPROCESS_KINDS:
@@ -40,6 +42,8 @@ class ModelSpec:
             raise ValueError(f"temperature must be positive, not {self.temperature}")
         if not 0 <= self.second_look_below <= 1:
             raise ValueError(f"second_look_below is a confidence from 0 to 1, not {self.second_look_below}")
+        if not 0 <= self.outlier_above <= 1:
+            raise ValueError(f"outlier_above is a score from 0 to 1, not {self.outlier_above}")
         unknown = set(self.explain_methods) - set(EXPLAIN_METHODS)
         if unknown:
             raise ValueError(f"unknown explain methods {sorted(unknown)}; known: {list(EXPLAIN_METHODS)}")
@@ -80,6 +84,8 @@ class ModelSpec:
             threads=int(section.get("threads", 0)),
             explain_methods=tuple(section.get("explain", {}).get("methods", ())),
             explain_steps=int(section.get("explain", {}).get("steps", 32)),
+            outlier_scorer=str(section.get("outlier_scorer", "")),
+            outlier_above=float(section.get("outlier_above", 1.0)),
         )
 
     @classmethod

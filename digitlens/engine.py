@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from digitlens.config import ModelSpec
+from digitlens.outliers import OutlierScorer, feature_layer
 
 
 def load_network(network_file: Path, class_name: str, num_classes: int, weights: Path | None = None) -> nn.Module:
@@ -60,6 +61,7 @@ def shifted(batch: np.ndarray, rows: int, columns: int, fill: float) -> np.ndarr
 class BatchResult:
     probabilities: np.ndarray               # (N, classes), rows sum to 1
     activations: dict[str, np.ndarray]      # layer name -> (N, channels, H, W)
+    outlier_scores: np.ndarray | None = None    # (N,) in [0, 1] where the model has an outlier scorer
 
 
 class InferenceEngine:
@@ -75,7 +77,8 @@ class InferenceEngine:
     """
 
     def __init__(self, model: nn.Module, layer_names: tuple[str, ...], device: torch.device,
-                 temperature: float = 1.0, second_look_below: float = 0.0, background: float = 0.0):
+                 temperature: float = 1.0, second_look_below: float = 0.0, background: float = 0.0,
+                 scorer: OutlierScorer | None = None):
         # Batch norms folded and channels-last tensors: the same function, about half the time of
         # the network as trained (bench/RESULTS.md). The caller's model is left as it is.
         self.model = fold_batch_norms(model).to(device, memory_format=torch.channels_last)
@@ -90,11 +93,21 @@ class InferenceEngine:
         self.layer_names = tuple(layer_names)
         self._captured: dict[str, torch.Tensor] = {}
         self._hooks = [modules[name].register_forward_hook(self._recorder(name)) for name in layer_names]
+        self.scorer = scorer
+        if scorer is not None:
+            self._hooks.append(feature_layer(self.model).register_forward_pre_hook(self._feature_recorder))
 
     @classmethod
-    def for_model(cls, model: nn.Module, spec: ModelSpec, device: torch.device) -> "InferenceEngine":
-        """The engine a model's description asks for: its hooked layers, temperature and second look."""
-        return cls(model, spec.visualise_layers, device, spec.temperature, spec.second_look_below, spec.blank_value)
+    def for_model(cls, model: nn.Module, spec: ModelSpec, device: torch.device,
+                  model_dir: Path | None = None) -> "InferenceEngine":
+        """The engine a model's description asks for: its hooked layers, temperature, second look
+        and outlier scorer (read from ``model_dir``, where the YAML names one)."""
+        scorer = OutlierScorer.load(Path(model_dir) / spec.outlier_scorer) if model_dir and spec.outlier_scorer else None
+        return cls(model, spec.visualise_layers, device, spec.temperature, spec.second_look_below, spec.blank_value,
+                   scorer)
+
+    def _feature_recorder(self, _module, inputs):
+        self._features = inputs[0].detach()
 
     def _recorder(self, name: str):
         def record(_module, _inputs, output):
@@ -103,7 +116,7 @@ class InferenceEngine:
 
     @property
     def hook_count(self) -> int:
-        return sum(len(module._forward_hooks) for module in self.model.modules())
+        return sum(len(module._forward_hooks) + len(module._forward_pre_hooks) for module in self.model.modules())
 
     def predict(self, batch: np.ndarray, with_activations: bool = True) -> BatchResult:
         """``batch`` is (N, 1, H, W) float32, already normalised. Probabilities are calibrated:
@@ -114,6 +127,9 @@ class InferenceEngine:
             log_probabilities = self._log_probabilities(batch)
             activations = {name: self._captured[name].float().contiguous().cpu().numpy() for name in self.layer_names
                            if with_activations}
+            outlier_scores = None
+            if self.scorer is not None:
+                outlier_scores = self.scorer.score(self._features.float().flatten(1).cpu().numpy())
             confidence = log_probabilities.max(1).values.exp().cpu().numpy()
             doubtful = np.flatnonzero(confidence < self.second_look_below)
             if doubtful.size:
@@ -121,7 +137,8 @@ class InferenceEngine:
                 log_probabilities[rows] = self._second_look(batch[doubtful], log_probabilities[rows])
             probabilities = log_probabilities.exp().cpu().numpy()
         self._captured.clear()
-        return BatchResult(probabilities=probabilities, activations=activations)
+        self._features = None
+        return BatchResult(probabilities=probabilities, activations=activations, outlier_scores=outlier_scores)
 
     def _log_probabilities(self, batch: np.ndarray) -> torch.Tensor:
         inputs = torch.from_numpy(batch).to(self.device, non_blocking=True)

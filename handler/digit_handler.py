@@ -47,7 +47,7 @@ class DigitLensHandler(BaseHandler):
             self.device = torch.device("cpu")
         network = load_network(os.path.join(model_dir, manifest["modelFile"]), self.spec.network,
                                len(self.spec.labels), os.path.join(model_dir, manifest["serializedFile"]))
-        self.engine = InferenceEngine.for_model(network, self.spec, self.device)
+        self.engine = InferenceEngine.for_model(network, self.spec, self.device, model_dir)
         self.explainer = Explainer(self.engine.model, self.spec.blank_value, self.spec.explain_steps, self.device)
         self.chart = ProbabilityChart(self.spec.labels)
         self.model_info = {"name": context.model_name, "version": manifest.get("modelVersion")}
@@ -103,13 +103,14 @@ class DigitLensHandler(BaseHandler):
 
     def postprocess(self, data):
         prepared, result, explanations = data
-        responses, position, rendering, answered = [], 0, 0.0, Counter()
+        responses, position, rendering, answered, outliers = [], 0, 0.0, Counter(), 0
         for index, item in enumerate(prepared):
             if isinstance(item, InputError):
                 responses.append(self._error_response(index, item))
                 continue
             probabilities = result.probabilities[position]
-            response = self._prediction(probabilities)
+            response = self._prediction(probabilities, None if result.outlier_scores is None
+                                        else float(result.outlier_scores[position]))
             if item.explain or item.charts:
                 started = time.perf_counter()
                 if item.explain:
@@ -118,11 +119,15 @@ class DigitLensHandler(BaseHandler):
                     response["charts"] = self._charts(probabilities, result, position, item.image.pixels)
                 rendering += time.perf_counter() - started
             self.context.set_response_content_type(index, "application/json")
-            answered[response["label"]] += 1
+            outliers += response.get("outlier", False)
+            if not response.get("outlier", False):      # a cat is not counted as a 4
+                answered[response["label"]] += 1
             responses.append(response)
             position += 1
         for label, count in answered.items():      # one metric update per label and batch, not per request
             self.context.metrics.add_counter("PredictionsPerDigit", count, None, [Dimension("Digit", label)])
+        if outliers:
+            self.context.metrics.add_counter("Outliers", outliers, None, [])
         if rendering:
             self.context.metrics.add_time("RenderTime", round(rendering * 1000, 3), None, "ms")
         return responses
@@ -153,15 +158,19 @@ class DigitLensHandler(BaseHandler):
                            "forward_hooks": self.engine.hook_count, "labels": list(self.spec.labels),
                            "explain_methods": list(self.spec.explain_methods)})
 
-    def _prediction(self, probabilities: np.ndarray) -> dict:
+    def _prediction(self, probabilities: np.ndarray, outlier_score: float | None) -> dict:
         top = int(np.argmax(probabilities))
-        return {
+        prediction = {
             "digit": top,
             "label": self.spec.labels[top],
             "confidence": round(float(probabilities[top]), 6),
             "probabilities": [round(float(p), 6) for p in probabilities],
             "model": self.model_info,
         }
+        if outlier_score is not None:
+            prediction["outlier_score"] = round(outlier_score, 6)
+            prediction["outlier"] = outlier_score > self.spec.outlier_above
+        return prediction
 
     def _header(self, index: int, name: str) -> str:
         headers = self.context.get_all_request_header(index)

@@ -58,6 +58,8 @@ def build_archive(name: str, version: str, weights: Path, config: Path, model_fi
         # The archiver copies a folder's contents to the archive root, so stage the package one level down.
         shutil.copytree(REPO_ROOT / "digitlens", Path(staging) / "digitlens",
                         ignore=shutil.ignore_patterns("__pycache__"))
+        if scorer := ModelSpec.from_yaml(config).outlier_scorer:
+            shutil.copy(config.parent / scorer, Path(staging) / scorer)
         subprocess.run([
             str(Path(sys.executable).with_name("torch-model-archiver")),
             "--model-name", name, "--version", version,
@@ -78,6 +80,7 @@ def catalogue_entry(name: str, version: str, config: Path) -> dict:
     page = description.get("page", {})
     return {"name": name, "version": version, "title": page.get("title", name),
             "prompt": page.get("prompt", ""), "input_caption": page.get("input_caption", ""),
+            "outlier_message": page.get("outlier_message", ""),
             "labels": list(spec.labels), "preprocess": spec.preprocess, "input_size": spec.input_size,
             "explanations": bool(spec.explain_methods)}
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from training.presentations import (SEVEN, THREE, as_canvas_png, as_photo_jpeg, as_scan,  # noqa: F401
+from training.presentations import (SEVEN, STAR, THREE, as_canvas_png, as_photo_jpeg, as_scan,  # noqa: F401
                                     as_shadowed_photo_jpeg, draw_strokes, encode, off_centre_small, on_paper)
 from training.presentations import load_test_set
 

@@ -15,7 +15,7 @@ from tests.conftest import MODELS
 from training.presentations import encode, load_test_set, product_cutout, product_photo
 
 OCTET = {"Content-Type": "application/octet-stream"}
-RESPONSE_KEYS = {"digit", "label", "confidence", "probabilities", "model"}
+RESPONSE_KEYS = {"digit", "label", "confidence", "probabilities", "model", "outlier_score", "outlier"}
 
 
 def predict_fashion(server, body, headers=None, **kwargs) -> requests.Response:
@@ -37,7 +37,7 @@ def test_the_committed_product_samples_are_recognised(torchserve, file_name, lab
     assert response.status_code == 200, response.text
     result = response.json()
     assert set(result) == RESPONSE_KEYS | {"charts"}
-    assert result["label"] == label and fashion_spec.labels[result["digit"]] == label
+    assert result["label"] == label and fashion_spec.labels[result["digit"]] == label and result["outlier"] is False
     assert result["model"] == {"name": "fashion", "version": "1.0"}
     assert len(result["probabilities"]) == 10 and sum(result["probabilities"]) == pytest.approx(1, abs=1e-4)
     charts = result["charts"]
@@ -121,3 +121,11 @@ def test_the_catalogue_lists_every_archived_model_for_the_page(model_store):
     fashion = catalogue[1]
     assert fashion["version"] == "1.0" and fashion["preprocess"] == "photo" and fashion["labels"][9] == "Ankle boot"
     assert fashion["title"] and fashion["prompt"] and fashion["input_caption"] and fashion["explanations"]
+
+
+def test_a_handwritten_digit_sent_to_the_garment_model_is_an_outlier_there(torchserve):
+    # Only the drawn seven is caught: its scan scores 0.53 and its phone photo 0.48 against the
+    # threshold 0.55. The garment model's scorer is the weaker one (README, Not a digit).
+    for name in ("seven-canvas.png",):
+        result = predict_fashion(torchserve, (REPO_ROOT / "samples" / name).read_bytes()).json()
+        assert result["outlier"] is True, (name, result["outlier_score"])

@@ -14,7 +14,7 @@ from selenium.webdriver.support.ui import Select
 
 from ops.serve import REPO_ROOT, free_port, serve_page
 from tests.conftest import PAGE_PORT, require_binary
-from tests.images import THREE, as_photo_jpeg, mnist_digit
+from tests.images import STAR, THREE, as_photo_jpeg, mnist_digit
 
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -79,6 +79,17 @@ def test_drawing_a_three_shows_three_with_its_charts(browser, page_url):
     assert by_test_id(browser, "confidence").text.endswith("%")
     wait_for(browser, lambda d: all(image_loaded(d, t) for t in ("prob-chart", "activations", "model-input")))
     assert not by_test_id(browser, "error").is_displayed()
+
+
+def test_a_drawn_star_is_said_not_to_be_a_digit(browser, page_url):
+    open_page(browser, page_url)
+    draw(browser, STAR)
+    wait_for(browser, lambda d: by_test_id(d, "outlier").is_displayed())
+    assert by_test_id(browser, "outlier").text == "This does not look like a handwritten digit."
+    assert "faint" in by_test_id(browser, "digit").get_attribute("class")
+    browser.find_element(By.ID, "clear").click()
+    draw(browser, THREE)
+    wait_for(browser, lambda d: by_test_id(d, "digit").text == "3" and not by_test_id(d, "outlier").is_displayed())
 
 
 def test_layer_selector_switches_the_activation_maps(browser, page_url):

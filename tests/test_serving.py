@@ -9,7 +9,7 @@ import requests
 from PIL import Image
 
 from ops.serve import REPO_ROOT
-from tests.images import (SEVEN, as_canvas_png, as_photo_jpeg, bad_inputs, draw_strokes, encode, mnist_digit,
+from tests.images import (SEVEN, STAR, as_canvas_png, as_photo_jpeg, bad_inputs, draw_strokes, encode, mnist_digit,
                           on_paper)
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -127,6 +127,32 @@ def handler_description(server) -> dict:
     response = requests.get(f"{server.management_url}/models/mnist", params={"customized": "true"}, timeout=30)
     response.raise_for_status()
     return response.json()[0]["customizedMetadata"]
+
+
+def test_every_answer_says_whether_it_is_an_outlier_and_a_drawn_star_is_one(torchserve, spec):
+    """A seven and a star, each as a prediction and as an explanation; the star's closest
+    digit is still named, with its probabilities, so clients that read only those keep working."""
+    seven, star = encode(draw_strokes(SEVEN), "PNG"), encode(draw_strokes(STAR), "PNG")
+    for path in ("predictions", "explanations"):
+        answers = [requests.post(f"{torchserve.inference_url}/{path}/mnist", data=body, headers=OCTET, timeout=60).json()
+                   for body in (seven, star)]
+        for answer in answers:
+            assert 0 <= answer["outlier_score"] <= 1 and isinstance(answer["outlier"], bool)
+            assert answer["label"] in spec.labels and len(answer["probabilities"]) == 10
+        assert answers[0]["outlier"] is False and answers[0]["label"] == "7"
+        assert answers[1]["outlier"] is True and answers[1]["outlier_score"] > spec.outlier_above
+
+
+def test_outliers_are_counted_apart_from_the_digits(torchserve):
+    def count(text: str, prefix: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+    metrics = lambda: requests.get(f"{torchserve.metrics_url}/metrics", timeout=10).text
+    before = metrics()
+    for _ in range(3):
+        assert predict(torchserve, encode(draw_strokes(STAR), "PNG")).json()["outlier"]
+    after = metrics()
+    assert count(after, 'Outliers{ModelName="mnist"') - count(before, 'Outliers{ModelName="mnist"') == 3
+    assert count(after, "PredictionsPerDigit{") == count(before, "PredictionsPerDigit{")
 
 
 def test_custom_metrics_reach_prometheus(torchserve):

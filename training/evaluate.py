@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine, load_network
@@ -29,10 +30,12 @@ from digitlens.preprocess import InputError, prepare
 import yaml
 
 from training.data import fetch_dataset, load_split
+from training.outliers import EVALUATION_SEED, EVALUATION_SIZE, outlier_kinds, outlier_set
 from training.presentations import PAGE_KINDS, SET_SEED, SETS_OF_DATASET, as_mnist_png, ink_sizes, presentation_set
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CALIBRATION_BINS = 15
+FLAGGED_SHARE = 0.005       # outlier_above flags this share of the validation images
 INK_BINS = (25, 40, 60, 90, 120, 160, 201)   # page kinds are reported by the ink's longer side, px (the issue's bands)
 
 
@@ -72,13 +75,19 @@ def logits_for(model: torch.nn.Module, batch: np.ndarray, refused: list[int]) ->
     return logits
 
 
-def probabilities_for(engine: InferenceEngine, batch: np.ndarray, refused: list[int], chunk: int = 1000) -> torch.Tensor:
-    """What the endpoint answers: the engine's calibrated probabilities, second look included;
-    NaN for a refused upload (it counts as an error)."""
-    probabilities = torch.from_numpy(np.concatenate([engine.predict(batch[i:i + chunk], with_activations=False).probabilities
-                                                     for i in range(0, len(batch), chunk)]))
+def served_readings(engine: InferenceEngine, batch: np.ndarray, refused: list[int],
+                    chunk: int = 1000) -> tuple[torch.Tensor, np.ndarray | None]:
+    """What the endpoint answers: the engine's calibrated probabilities, second look included,
+    NaN for a refused upload (it counts as an error); and the outlier scores, NaN where refused
+    (None where the model has no scorer)."""
+    results = [engine.predict(batch[i:i + chunk], with_activations=False) for i in range(0, len(batch), chunk)]
+    probabilities = torch.from_numpy(np.concatenate([result.probabilities for result in results]))
     probabilities[refused] = float("nan")
-    return probabilities
+    if engine.scorer is None:
+        return probabilities, None
+    scores = np.concatenate([result.outlier_scores for result in results])
+    scores[refused] = np.nan
+    return probabilities, scores
 
 
 def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = CALIBRATION_BINS) -> float:
@@ -162,18 +171,53 @@ def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, data_dir: Path
 def evaluate_served(model: torch.nn.Module, spec: ModelSpec, kinds: tuple[str, ...], size: int | None = None,
                     seed: int = SET_SEED) -> dict:
     """Accuracy and calibration error through `prepare` and the serving engine for each presentation kind."""
-    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"))
-    results = {}
+    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR)
+    results, digit_scores = {}, {}
     for kind in kinds:
         bodies, labels = presentation_set(kind, size, seed=seed)
         batch, refused = prepared_batch(spec, bodies)
-        probabilities = probabilities_for(engine, batch, refused)
+        probabilities, outlier_scores = served_readings(engine, batch, refused)
         results[kind] = scores(logits_for(model, batch, refused), probabilities, torch.from_numpy(labels).long())
         results[kind]["refused"] = len(refused)
+        if outlier_scores is not None:
+            results[kind]["flagged_as_outliers"] = round(float(np.mean(outlier_scores > spec.outlier_above)), 6)
+            digit_scores[kind] = outlier_scores[~np.isnan(outlier_scores)]
         if kind in PAGE_KINDS:
             results[kind]["by_ink_px"] = by_ink_size(probabilities.nan_to_num(-1).argmax(1).numpy() == labels,
                                                      refused, ink_sizes(kind, size, seed=seed))
-    return results
+    return results, digit_scores
+
+
+def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """The chance that a positive scores above a negative (ties count half): the Mann-Whitney U."""
+    ranks = rankdata(np.concatenate([negatives, positives]))
+    return float((ranks[len(negatives):].sum() - len(positives) * (len(positives) + 1) / 2)
+                 / (len(positives) * len(negatives)))
+
+
+def fit_outlier_threshold(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path, validation: int, seed: int) -> float:
+    """The score above which FLAGGED_SHARE of the validation images (posted as PNGs) lie."""
+    images, _ = validation_split(cache_dir, validation, seed)
+    batch, refused = prepared_batch(spec, [as_mnist_png(image) for image in images.numpy()])
+    _, outlier_scores = served_readings(InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR), batch, refused)
+    return round(float(np.nanquantile(outlier_scores, 1 - FLAGGED_SHARE)), 4)
+
+
+def evaluate_outliers(model: torch.nn.Module, spec: ModelSpec, dataset: str, digit_scores: dict) -> dict:
+    """Per kind of non-example (fitted kinds drawn anew, and held-out kinds): AUROC of the
+    score against every served set's real images, and the share caught (flagged or refused)."""
+    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR)
+    real = np.concatenate(list(digit_scores.values()))
+    report = {}
+    for held_out in (False, True):
+        for kind in outlier_kinds(dataset, held_out):
+            batch, refused = prepared_batch(spec, outlier_set(dataset, kind, EVALUATION_SIZE, EVALUATION_SEED))
+            _, outlier_scores = served_readings(engine, batch, refused)
+            scored = outlier_scores[~np.isnan(outlier_scores)]
+            report[kind] = {"held_out": held_out, "images": len(batch), "refused": len(refused),
+                            "auroc": round(auroc(scored, real), 4) if len(scored) else None,
+                            "caught": round((len(refused) + int((scored > spec.outlier_above).sum())) / len(batch), 4)}
+    return report
 
 
 def by_ink_size(right: np.ndarray, refused: list[int], ink_px: np.ndarray) -> dict:
@@ -193,13 +237,13 @@ def load_model(weights: Path, spec: ModelSpec, model_dir: Path = MODEL_DIR) -> t
     return load_network(model_dir / spec.network_file, spec.network, len(spec.labels), weights).eval()
 
 
-def write_temperature(config: Path, temperature: float) -> None:
-    """Set `temperature:` in the model YAML's handler section, keeping its comments."""
+def write_handler_value(config: Path, key: str, value: float) -> None:
+    """Set ``key:`` (a number) in the model YAML's handler section, keeping its comments."""
     text = config.read_text()
-    line = re.compile(r"^(\s+temperature:\s*)[0-9.]+", re.MULTILINE)
+    line = re.compile(rf"^(\s+{key}:\s*)[0-9.]+", re.MULTILINE)
     if not line.search(text):
-        raise ValueError(f"{config} has no `temperature:` line in its handler section")
-    config.write_text(line.sub(lambda m: f"{m.group(1)}{temperature}", text, count=1))
+        raise ValueError(f"{config} has no `{key}:` line in its handler section")
+    config.write_text(line.sub(lambda m: f"{m.group(1)}{value}", text, count=1))
 
 
 def dataset_of(config: Path) -> str:
@@ -216,6 +260,14 @@ def print_table(served: dict) -> None:
         for ink, part in result.get("by_ink_px", {}).items():
             print(f"{kind + ', ink ' + ink + ' px':24} {part['accuracy']:9.4%} {part['images']:6d} images "
                   f"{part['refused']:3d} refused")
+
+
+def print_outlier_table(outliers: dict) -> None:
+    if outliers:
+        print(f"{'non-examples':24} {'held out':>8} {'AUROC':>7} {'caught':>7} {'refused':>7}")
+    for kind, result in outliers.items():
+        print(f"{kind:24} {'yes' if result['held_out'] else 'no':>8} {result['auroc'] or float('nan'):7.4f} "
+              f"{result['caught']:7.1%} {result['refused']:7d}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,17 +296,25 @@ def main(argv: list[str] | None = None) -> int:
     temperature = calibrate(model, spec, data_dir, report.get("validation_images", 5000), report.get("seed", 1))
     if args.draw is not None:
         print(f"temperature {temperature}; draw {args.draw}, {args.size} uploads of each kind")
-        print_table(evaluate_served(model, dataclasses.replace(spec, temperature=temperature), kinds, args.size, args.draw))
+        print_table(evaluate_served(model, dataclasses.replace(spec, temperature=temperature), kinds, args.size, args.draw)[0])
         return 0
-    write_temperature(config, temperature)
+    write_handler_value(config, "temperature", temperature)
     spec = ModelSpec.from_yaml(config)                       # served with the new temperature
+    if spec.outlier_scorer:
+        write_handler_value(config, "outlier_above", fit_outlier_threshold(
+            model, spec, data_dir, report.get("validation_images", 5000), report.get("seed", 1)))
+        spec = ModelSpec.from_yaml(config)
     report.update(evaluate_on_test_set(model, spec, data_dir))
     report["temperature"] = temperature
     report["second_look_below"] = spec.second_look_below
-    report["served"] = evaluate_served(model, spec, kinds)
+    report["served"], digit_scores = evaluate_served(model, spec, kinds)
+    if spec.outlier_scorer:
+        report["outlier_above"] = spec.outlier_above
+        report["outliers"] = evaluate_outliers(model, spec, dataset, digit_scores)
     report_path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"temperature {temperature} (written to {config})")
+    print(f"temperature {temperature}, outlier_above {spec.outlier_above} (written to {config})")
     print_table(report["served"])
+    print_outlier_table(report.get("outliers", {}))
     return 0
 
 

@@ -28,6 +28,7 @@ SETS_VERSION = 2           # bump when a kind's generator changes, so cached set
 
 # Pen strokes in a unit box (x right, y down), as a person draws them on a canvas.
 SEVEN = [[(0.18, 0.12), (0.82, 0.12), (0.62, 0.45), (0.42, 0.9)]]
+STAR = [[(0.5, 0.12), (0.74, 0.84), (0.12, 0.4), (0.88, 0.4), (0.26, 0.84), (0.5, 0.12)]]    # not a digit: one stroke
 THREE = [[(0.22, 0.2), (0.4, 0.1), (0.62, 0.1), (0.76, 0.22), (0.72, 0.38), (0.5, 0.48),
           (0.74, 0.58), (0.8, 0.74), (0.66, 0.88), (0.42, 0.9), (0.22, 0.8)]]
 

@@ -159,6 +159,8 @@ function resetResult(status) {
   $("status").textContent = status;
   $("error").hidden = true;
   $("digit").textContent = "–";
+  $("digit").classList.remove("faint");
+  $("outlier").hidden = true;
   $("confidence").textContent = "–";
   for (const id of ["prob-chart", "model-input", "activations", "attributions"]) $(id).hidden = true;
   $("explain-targets").replaceChildren();
@@ -172,6 +174,10 @@ function showResult(result) {
   $("status").textContent = "";
   $("digit").textContent = result.label;
   $("digit").classList.toggle("long", result.label.length > 2);
+  // An outlier is named only faintly: the closest class, not an answer.
+  $("digit").classList.toggle("faint", Boolean(result.outlier));
+  $("outlier").textContent = result.outlier ? model.outlier_message : "";
+  $("outlier").hidden = !result.outlier;
   $("confidence").textContent = `${(result.confidence * 100).toFixed(1)} %`;
   $("model-name").textContent = result.model ? `model ${result.model.name} v${result.model.version}` : "";
   showImage("prob-chart", result.charts.probabilities);
