@@ -28,7 +28,7 @@ class ModelSpec:
     threads: int = 0                # torch threads per worker; 0 leaves torch's default
     explain_methods: tuple[str, ...] = ()   # attribution methods `/explanations` offers
     explain_steps: int = 32         # integration steps of Integrated Gradients
-    outlier_scorer: str = ""        # beside the YAML: the fitted outlier score (digitlens.outliers); none if empty
+    outlier_scorer: str = ""        # in model/, beside network_file: the fitted outlier score (digitlens.outliers); none if empty
     outlier_above: float = 1.0      # a score above this is an outlier: not something the model can name
 
     def __post_init__(self):

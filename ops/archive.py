@@ -59,7 +59,7 @@ def build_archive(name: str, version: str, weights: Path, config: Path, model_fi
         shutil.copytree(REPO_ROOT / "digitlens", Path(staging) / "digitlens",
                         ignore=shutil.ignore_patterns("__pycache__"))
         if scorer := ModelSpec.from_yaml(config).outlier_scorer:
-            shutil.copy(config.parent / scorer, Path(staging) / scorer)
+            shutil.copy(model_file.parent / scorer, Path(staging) / scorer)     # model/, beside the network file
         subprocess.run([
             str(Path(sys.executable).with_name("torch-model-archiver")),
             "--model-name", name, "--version", version,
