@@ -69,7 +69,8 @@ SPECK_GAP = 0.5             # marks this far apart at most (a share of the longe
 EDGE_BAND = 0.04            # a scanner lid's dark edge is at most this share of the image across ...
 EDGE_CONTRAST = 0.3         # ... and this far from the paper's shade (see paint_out_edge_bands)
 LINE_REACH = 0.4            # a mark this share of the page long and LINE_ASPECT times longer than wide is a line ...
-LINE_ASPECT = 8             # ... (a ruled line, a scanner's dark edge), not a digit (see clear_lines)
+LINE_ASPECT = 8             # ... (a ruled line, a scanner's dark edge), not a digit (see digit_candidates), ...
+LINE_WIDTH = 0.03           # ... if at most this share of the page thick (a one's stroke in a tight crop is thicker)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -486,15 +487,17 @@ def paint_out_edge_bands(grey: np.ndarray) -> np.ndarray:
     the image's median along most of their length, with paper right beside it (a shadow fades
     in; the one line between may be half dark, where the band's edge fell inside a pixel). A
     stroke that touches the side does not count: it runs across the side, not along it."""
-    paper = float(np.median(grey))
+    paper = float(np.median(grey[::3, ::3]))                  # a ninth of the pixels: the same shade
+    if paper - min(np.median(grey[0]), np.median(grey[-1]), np.median(grey[:, 0]), np.median(grey[:, -1])) <= EDGE_CONTRAST:
+        return grey                                           # no side's outermost line is dark: no band
     painted = grey
     for axis in (0, 1):
         limit = max(1, round(EDGE_BAND * grey.shape[axis]))
         if grey.shape[axis] <= 2 * (limit + 2):
             continue
-        lines = np.median(grey, axis=1 - axis)                 # one value per row (axis 0) or column
         for from_start in (True, False):
-            outward = (lines if from_start else lines[::-1])[:limit + 2]
+            edge_lines = np.moveaxis(grey, axis, 0)[:limit + 2] if from_start else np.moveaxis(grey, axis, 0)[::-1][:limit + 2]
+            outward = np.median(edge_lines, axis=1)          # one value per line, from the side inwards
             width = int(np.argmin(paper - outward > EDGE_CONTRAST))    # the dark lines from the side in
             if not 0 < width <= limit or paper - outward[width + 1] > EDGE_CONTRAST / 3:
                 continue
@@ -533,20 +536,9 @@ def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int, list[tuple[slice, slice
     return labels, count, ndimage.find_objects(labels)
 
 
-def clear_lines(ink: np.ndarray) -> np.ndarray:
-    """``ink`` without ruled lines and a scanner's dark edge: marks LINE_REACH of the page long and
-    LINE_ASPECT times longer than wide. A digit's own stroke never reaches so far."""
-    labels, count, boxes = ink_marks(ink)
-    lines = [label + 1 for label, (rows, cols) in enumerate(boxes)
-             if line_like(rows.stop - rows.start, cols.stop - cols.start, ink.shape)]
-    if not lines or len(lines) == count:
-        return ink
-    return np.where(np.isin(labels, lines), 0, ink).astype(ink.dtype)
-
-
 def line_like(height: int, width: int, shape: tuple[int, int]) -> bool:
-    return ((height >= LINE_REACH * shape[0] and height >= LINE_ASPECT * width)
-            or (width >= LINE_REACH * shape[1] and width >= LINE_ASPECT * height))
+    return ((height >= LINE_REACH * shape[0] and height >= LINE_ASPECT * width and width <= LINE_WIDTH * shape[1])
+            or (width >= LINE_REACH * shape[1] and width >= LINE_ASPECT * height and height <= LINE_WIDTH * shape[0]))
 
 
 def digit_candidates(ink: np.ndarray) -> list[np.ndarray]:
@@ -555,13 +547,15 @@ def digit_candidates(ink: np.ndarray) -> list[np.ndarray]:
     beside the digit): a mark whose holes hold FRAMED_MASS of its own ink or more (a stamp's
     ring or frame round its text) is not the digit, nor is what it encloses; nor is a mark
     MAX_WIDTH times wider than tall (a line of text, a dash), though it may be a piece of one
-    (a seven's detached bar). Each remaining mark is taken with its pieces (pieces_of). Empty
-    where no mark is left."""
+    (a seven's detached bar), nor a ruled line or a scanner's dark edge (line_like), which is
+    not a piece either. Each remaining mark is taken with its pieces (pieces_of). Empty where
+    no mark is left."""
     labels, count, boxes = ink_marks(ink)
     if count < 2:
         return [ink]
     masses = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
-    joinable = np.ones(count, bool)         # may be a piece of the digit
+    # A ruled line or a scanner's dark edge (line_like) is neither the digit nor a piece of it.
+    joinable = np.asarray([not line_like(r.stop - r.start, c.stop - c.start, ink.shape) for r, c in boxes])
     for label in range(count):
         inside = enclosed_marks(labels, boxes, label)
         if inside and masses[inside].sum() >= FRAMED_MASS * masses[label]:
@@ -625,7 +619,7 @@ def crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 def find_ink(grey: np.ndarray) -> np.ndarray:
     """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared."""
-    return clear_lines(isolate_ink(flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey))))))
+    return isolate_ink(flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey)))))
 
 
 def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
