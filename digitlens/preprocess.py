@@ -730,14 +730,6 @@ def closer_look(source: Image.Image, box: tuple[int, int, int, int],
     return crop_to_ink(ink), in_source if whole else None
 
 
-def runs_into_edge(ink: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
-    """Whether ``ink`` (found in ``region`` of an image of ``size``) reaches an edge of the
-    region that is not the image's own."""
-    top, left, bottom, right = ink_box(ink)
-    return ((top == 0 and region[1] > 0) or (left == 0 and region[0] > 0) or
-            (bottom == ink.shape[0] and region[3] < size[1]) or (right == ink.shape[1] and region[2] < size[0]))
-
-
 def overlaps(box: tuple[int, int, int, int], other: list[int]) -> bool:
     return box[0] <= other[2] and other[0] <= box[2] and box[1] <= other[3] and other[1] <= box[3]
 
