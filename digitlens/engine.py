@@ -93,7 +93,7 @@ class InferenceEngine:
         self.layer_names = tuple(layer_names)
         self._captured: dict[str, torch.Tensor] = {}
         self._hooks = [modules[name].register_forward_hook(self._recorder(name)) for name in layer_names]
-        self.scorer = scorer
+        self.scorer = None if scorer is None else scorer.as_module().to(device)
         if scorer is not None:
             self._hooks.append(feature_layer(self.model).register_forward_pre_hook(self._feature_recorder))
 
@@ -129,7 +129,7 @@ class InferenceEngine:
                            if with_activations}
             outlier_scores = None
             if self.scorer is not None:
-                outlier_scores = self.scorer.score(self._features.float().flatten(1).cpu().numpy())
+                outlier_scores = self.scorer(self._features.float().flatten(1)).cpu().numpy()
             confidence = log_probabilities.max(1).values.exp().cpu().numpy()
             doubtful = np.flatnonzero(confidence < self.second_look_below)
             if doubtful.size:

@@ -259,7 +259,10 @@ def extremes(grey: np.ndarray) -> tuple[float, float]:
     light the paper's own range would pass for its ink."""
     values = grey.ravel()
     rank = min(STRAY_PIXELS, values.size // 2)
-    darkest, lightest = np.partition(values, (rank, -1 - rank))[[rank, -1 - rank]]
+    darkest, lightest = values.min(), values.max()
+    # A drawing's ground and strokes each fill many pixels at one level: then no partition is needed.
+    if np.count_nonzero(values == darkest) <= rank or np.count_nonzero(values == lightest) <= rank:
+        darkest, lightest = np.partition(values, (rank, -1 - rank))[[rank, -1 - rank]]
     return float(darkest), float(lightest)
 
 
@@ -487,8 +490,11 @@ def paint_out_edge_bands(grey: np.ndarray) -> np.ndarray:
     the image's median along most of their length, with paper right beside it (a shadow fades
     in; the one line between may be half dark, where the band's edge fell inside a pixel). A
     stroke that touches the side does not count: it runs across the side, not along it."""
+    outer_lines = (grey[0], grey[-1], grey[:, 0], grey[:, -1])
+    if not any(mostly_below(line, float(grey.max()) - EDGE_CONTRAST) for line in outer_lines):
+        return grey                                           # no outer line is dark even against the lightest pixel
     paper = float(np.median(grey[::3, ::3]))                  # a ninth of the pixels: the same shade
-    if paper - min(np.median(grey[0]), np.median(grey[-1]), np.median(grey[:, 0]), np.median(grey[:, -1])) <= EDGE_CONTRAST:
+    if not any(mostly_below(line, paper - EDGE_CONTRAST) for line in outer_lines):
         return grey                                           # no side's outermost line is dark: no band
     painted = grey
     for axis in (0, 1):
@@ -506,6 +512,11 @@ def paint_out_edge_bands(grey: np.ndarray) -> np.ndarray:
             edge = slice(0, width + 1) if from_start else slice(grey.shape[axis] - width - 1, None)
             painted[(edge, slice(None)) if axis == 0 else (slice(None), edge)] = paper
     return painted
+
+
+def mostly_below(line: np.ndarray, level: float) -> bool:
+    """Whether half of ``line`` or more lies below ``level`` (as its median must, to be below it)."""
+    return 2 * np.count_nonzero(line < level) >= line.size
 
 
 def smooth_blocks(grey: np.ndarray) -> np.ndarray:
@@ -530,10 +541,21 @@ def isolate_ink(grey: np.ndarray) -> np.ndarray:
     return np.minimum(stretched, 1, out=stretched)
 
 
-def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int, list[tuple[slice, slice]]]:
-    """The separate marks of ``ink`` (pixels two apart join), as a label image, their count and boxes."""
-    labels, count = ndimage.label(ndimage.binary_dilation(ink > 0, np.ones((3, 3), bool)), np.ones((3, 3), int))
-    return labels, count, ndimage.find_objects(labels)
+def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int]:
+    """The separate marks of ``ink`` (pixels two apart join), as a label image and their count."""
+    return ndimage.label(dilate_3x3(ink > 0), np.ones((3, 3), int))
+
+
+def dilate_3x3(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one pixel in all eight directions (ndimage.binary_dilation with a 3x3
+    square, by shifted ORs: a tenth of its time on a working copy)."""
+    rows = mask.copy()
+    rows[1:] |= mask[:-1]
+    rows[:-1] |= mask[1:]
+    grown = rows.copy()
+    grown[:, 1:] |= rows[:, :-1]
+    grown[:, :-1] |= rows[:, 1:]
+    return grown
 
 
 def line_like(height: int, width: int, shape: tuple[int, int]) -> bool:
@@ -550,9 +572,10 @@ def digit_candidates(ink: np.ndarray) -> list[np.ndarray]:
     (a seven's detached bar), nor a ruled line or a scanner's dark edge (line_like), which is
     not a piece either. Each remaining mark is taken with its pieces (pieces_of). Empty where
     no mark is left."""
-    labels, count, boxes = ink_marks(ink)
+    labels, count = ink_marks(ink)
     if count < 2:
         return [ink]
+    boxes = ndimage.find_objects(labels)
     masses = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
     # A ruled line or a scanner's dark edge (line_like) is neither the digit nor a piece of it.
     joinable = np.asarray([not line_like(r.stop - r.start, c.stop - c.start, ink.shape) for r, c in boxes])
@@ -638,8 +661,10 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
         candidates = digit_candidates(ink) or [ink]
     except InputError as refusal:
         ink, candidates, blank = None, [], refusal
-    if candidates and candidates[0] is ink and ink_side(ink) >= DETAIL_SIDE:
-        return crop_to_ink(ink)
+    if candidates and candidates[0] is ink:
+        top, left, bottom, right = ink_box(ink)
+        if max(bottom - top, right - left) >= DETAIL_SIDE:
+            return ink[top:bottom, left:right]
     one_mark = ink if candidates and candidates[0] is ink else None
     source = full_resolution(image, data, max_pixels, one_mark, max(grey.shape))
     if max(source.size) <= max(grey.shape):
