@@ -35,12 +35,14 @@ import yaml
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine
 from digitlens.explain import Explainer
+from digitlens.numbers import read_number
 from digitlens.preprocess import open_image, prepare
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
 from ops.archive import build_archive, model_files
 from ops.front import UNLIMITED, NginxFront
 from ops.serve import REPO_ROOT, TorchServe, config_properties, free_port
 from training.evaluate import MODEL_DIR, load_model
+from training.numbers import number_on_canvas
 from training.presentations import encode, load_test_set, presentation_set, scanned_page
 
 SAMPLES = REPO_ROOT / "samples"
@@ -87,6 +89,15 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
             render_activation_grid(activations[name])
         render_input(one.pixels)
 
+    number = number_on_canvas(list(load_test_set("mnist")[0][1:5]), np.random.default_rng(0))
+
+    def read_one_digit():
+        engine.predict(prepare(canvas, spec).tensor[None], with_activations=False)
+
+    def read_four_digits():
+        digits = read_number(number, spec)
+        engine.predict(np.stack([digit.image.tensor for digit in digits]), with_activations=False)
+
     explainer = Explainer(engine.model, spec.blank_value, spec.explain_steps, torch.device("cpu"))
     target = [int(result.probabilities[0].argmax())]
     few = max(10, repeat // 4)
@@ -99,6 +110,11 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
         stage_row("prepare A4 scan 300 dpi JPEG 2480x3508, ink 40 px", timed(lambda: prepare(page_jpeg, spec), few)),
         stage_row("prepare bold marker, tight crop", timed(lambda: prepare(marker, spec), repeat)),
         stage_row("prepare heavy blur JPEG", timed(lambda: prepare(blur, spec), repeat)),
+        stage_row("read a digit, canvas PNG 280x280 (prepare + forward)", one_digit := timed(read_one_digit, repeat)),
+        stage_row("read a 4-digit number, canvas PNG 280x280 (read_number + forward)",
+                  four_digits := timed(read_four_digits, repeat)),
+        ("4-digit number / one digit (medians)", f"{statistics.median(four_digits) / statistics.median(one_digit):.2f}x",
+         "", ""),
         stage_row("forward + hooks + outlier score, 1 image", timed(lambda: engine.predict(single), repeat)),
         stage_row("forward + hooks + outlier score, batch of 8", timed(lambda: engine.predict(batch8), repeat)),
         stage_row("render probability chart", timed(lambda: chart.render(probabilities), repeat)),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import io
 import math
 import re
@@ -30,6 +31,7 @@ from scipy import ndimage
 from PIL import Image, ImageChops, ImageOps
 
 from digitlens.config import ModelSpec
+from digitlens.marks import digit_groups, ink_marks, line_like, looks_like_number
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF")
 JPEG_FORMATS = ("JPEG", "MPO")      # decoded at a reduced scale (open_image)
@@ -68,9 +70,6 @@ ON_LATTICE = 0.9            # the share of the steps' energy within a pixel of t
 SPECK_GAP = 0.5             # marks this far apart at most (a share of the longer side of the group so far) are pieces of one digit
 EDGE_BAND = 0.04            # a scanner lid's dark edge is at most this share of the image across ...
 EDGE_CONTRAST = 0.3         # ... and this far from the paper's shade (see paint_out_edge_bands)
-LINE_REACH = 0.4            # a mark this share of the page long and LINE_ASPECT times longer than wide is a line ...
-LINE_ASPECT = 8             # ... (a ruled line, a scanner's dark edge), not a digit (see digit_candidates), ...
-LINE_WIDTH = 0.03           # ... if at most this share of the page thick (a one's stroke in a tight crop is thicker)
 DATA_URL = re.compile(rb"^\s*data:([\w/+.-]*)(;[\w=.-]+)*?;base64,", re.IGNORECASE)
 
 
@@ -88,6 +87,7 @@ class InputError(ValueError):
 class PreparedImage:
     tensor: np.ndarray      # (1, size, size) float32, normalised as in training
     pixels: np.ndarray      # (size, size) uint8, what the network sees before normalisation
+    looks_like_number: bool = False     # the upload holds several digits in a row (read it with numbers.read_number)
 
 
 def body_bytes(body) -> bytes:
@@ -541,28 +541,6 @@ def isolate_ink(grey: np.ndarray) -> np.ndarray:
     return np.minimum(stretched, 1, out=stretched)
 
 
-def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int]:
-    """The separate marks of ``ink`` (pixels two apart join), as a label image and their count."""
-    return ndimage.label(dilate_3x3(ink > 0), np.ones((3, 3), int))
-
-
-def dilate_3x3(mask: np.ndarray) -> np.ndarray:
-    """``mask`` grown by one pixel in all eight directions (ndimage.binary_dilation with a 3x3
-    square, by shifted ORs: a tenth of its time on a working copy)."""
-    rows = mask.copy()
-    rows[1:] |= mask[:-1]
-    rows[:-1] |= mask[1:]
-    grown = rows.copy()
-    grown[:, 1:] |= rows[:, :-1]
-    grown[:, :-1] |= rows[:, 1:]
-    return grown
-
-
-def line_like(height: int, width: int, shape: tuple[int, int]) -> bool:
-    return ((height >= LINE_REACH * shape[0] and height >= LINE_ASPECT * width and width <= LINE_WIDTH * shape[1])
-            or (width >= LINE_REACH * shape[1] and width >= LINE_ASPECT * height and height <= LINE_WIDTH * shape[0]))
-
-
 def digit_candidates(ink: np.ndarray) -> list[np.ndarray]:
     """Where the marks of ``ink`` might be the digit, each as ``ink`` with only those marks, the
     heaviest first: ``[ink]`` itself where it is one mark. Marks stand apart on a page (a stamp
@@ -645,8 +623,9 @@ def find_ink(grey: np.ndarray) -> np.ndarray:
     return isolate_ink(flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey)))))
 
 
-def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
-    """The digit's ink in ``image`` (opened from ``data``), cropped to it.
+def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """The digit's ink in ``image`` (opened from ``data``), cropped to it, and whether the
+    working copy's marks look like the digits of a number (marks.looks_like_number).
 
     The ink is found on the working copy (WORKING_SIDE). Where it is large there (DETAIL_SIDE)
     and one mark, that is the digit. Otherwise, where the upload has more pixels, a digit on a
@@ -664,15 +643,16 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
     if candidates and candidates[0] is ink:
         top, left, bottom, right = ink_box(ink)
         if max(bottom - top, right - left) >= DETAIL_SIDE:
-            return ink[top:bottom, left:right]
+            return ink[top:bottom, left:right], False
+    several = ink is not None and looks_like_number(digit_groups(ink)[1])
     one_mark = ink if candidates and candidates[0] is ink else None
     source = full_resolution(image, data, max_pixels, one_mark, max(grey.shape))
     if max(source.size) <= max(grey.shape):
         if not candidates:
             raise blank
-        return crop_to_ink(candidates[0])
+        return crop_to_ink(candidates[0]), several
     if (closer := closest_digit(source, ink, candidates, max(source.size) / max(grey.shape))) is not None:
-        return closer
+        return closer, several
     if max(grey.shape) < LOCATE_SIDE:
         source = full_resolution(image, data, max_pixels, None, max(grey.shape))
         located = to_greyscale(source, LOCATE_SIDE)
@@ -682,11 +662,11 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> np.ndarray:
         except InputError:
             located_ink, found = None, []
         if (closer := closest_digit(source, located_ink, found, max(source.size) / max(located.shape))) is not None:
-            return closer
+            return closer, several
         candidates = candidates or found
     if not candidates:
         raise blank
-    return crop_to_ink(candidates[0])
+    return crop_to_ink(candidates[0]), several
 
 
 def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndarray], scale: float) -> np.ndarray | None:
@@ -828,9 +808,10 @@ def pad_to_square(grey: np.ndarray, side: int, ground: float) -> np.ndarray:
 
 def prepare_digit(data: bytes, spec: ModelSpec) -> PreparedImage:
     """A drawn, photographed or scanned digit as MNIST presents one."""
-    ink = digit_ink(open_image(data, spec.max_pixels), data, spec.max_pixels)
+    ink, several = digit_ink(open_image(data, spec.max_pixels), data, spec.max_pixels)
     frame = center_by_mass(fit_longer_side(ink, spec.content_size), spec.input_size)
-    return as_network_input(frame, spec)
+    prepared = as_network_input(frame, spec)
+    return dataclasses.replace(prepared, looks_like_number=True) if several else prepared
 
 
 def prepare_photo(data: bytes, spec: ModelSpec) -> PreparedImage:

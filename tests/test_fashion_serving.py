@@ -15,7 +15,7 @@ from tests.conftest import MODELS
 from training.presentations import encode, load_test_set, product_cutout, product_photo
 
 OCTET = {"Content-Type": "application/octet-stream"}
-RESPONSE_KEYS = {"digit", "label", "confidence", "probabilities", "model", "outlier_score", "outlier"}
+RESPONSE_KEYS = {"digit", "label", "confidence", "probabilities", "model", "outlier_score", "outlier", "looks_like_number"}
 
 
 def predict_fashion(server, body, headers=None, **kwargs) -> requests.Response:

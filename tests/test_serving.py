@@ -11,6 +11,7 @@ from PIL import Image
 from ops.serve import REPO_ROOT
 from tests.images import (SEVEN, STAR, as_canvas_png, as_photo_jpeg, bad_inputs, draw_strokes, encode, mnist_digit,
                           on_paper)
+from tests.traffic import metric_total
 
 OCTET = {"Content-Type": "application/octet-stream"}
 
@@ -144,15 +145,12 @@ def test_every_answer_says_whether_it_is_an_outlier_and_a_drawn_star_is_one(torc
 
 
 def test_outliers_are_counted_apart_from_the_digits(torchserve):
-    def count(text: str, prefix: str) -> float:
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
-    metrics = lambda: requests.get(f"{torchserve.metrics_url}/metrics", timeout=10).text
-    before = metrics()
+    outliers, digits = 'Outliers{ModelName="mnist"', "PredictionsPerDigit{"
+    before = metric_total(torchserve, outliers), metric_total(torchserve, digits)
     for _ in range(3):
         assert predict(torchserve, encode(draw_strokes(STAR), "PNG")).json()["outlier"]
-    after = metrics()
-    assert count(after, 'Outliers{ModelName="mnist"') - count(before, 'Outliers{ModelName="mnist"') == 3
-    assert count(after, "PredictionsPerDigit{") == count(before, "PredictionsPerDigit{")
+    assert metric_total(torchserve, outliers) - before[0] == 3
+    assert metric_total(torchserve, digits) == before[1]
 
 
 def test_custom_metrics_reach_prometheus(torchserve):

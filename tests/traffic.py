@@ -91,3 +91,9 @@ class Traffic:
                 return
             time.sleep(0.05)
         pytest.fail(f"traffic never reached version {version}")
+
+
+def metric_total(server, prefix: str) -> float:
+    """The sum of the samples on the server's metrics page whose line starts with ``prefix``."""
+    text = requests.get(f"{server.metrics_url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))

@@ -4,12 +4,15 @@ and write or check the report.
     python -m training.evaluate --model mnist     # report for model/mnist.pt, temperature into model/mnist.yaml
     python -m training.evaluate --model fashion
     python -m training.evaluate --model mnist --draw 7 --kinds heavy-blur,low-resolution   # another draw, 2,000 each
+    python -m training.evaluate --model mnist --numbers   # only the whole numbers' part of the report
 
 Accuracy is measured twice on the 10,000 test images: on the raw arrays (the model alone)
 and posted as PNG files through `digitlens.preprocess.prepare` and the serving engine, second
 look included (what the endpoint answers).
 The presentation sets of the model's data set (`training.presentations`) go through
-`prepare` too. The temperature is fitted on the validation split, never on test images.
+`prepare` too. The temperature is fitted on the validation split, never on test images. A digit model is also
+read on generated whole numbers (`training.numbers`: 2-6 MNIST test digits written apart) through
+`digitlens.numbers.read_number`, as the endpoint reads them with `X-Read: number`.
 """
 from __future__ import annotations
 
@@ -26,10 +29,12 @@ from scipy.stats import rankdata
 
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine, load_network
+from digitlens.numbers import read_number
 from digitlens.preprocess import InputError, prepare
 import yaml
 
 from training.data import fetch_dataset, load_split
+from training.numbers import NUMBER_KINDS, number_set
 from training.outliers import EVALUATION_SEED, EVALUATION_SIZE, outlier_kinds, outlier_set
 from training.presentations import PAGE_KINDS, SET_SEED, SETS_OF_DATASET, as_mnist_png, ink_sizes, presentation_set
 
@@ -251,6 +256,41 @@ def dataset_of(config: Path) -> str:
         return yaml.safe_load(f).get("training", {}).get("data", "mnist")
 
 
+def evaluate_numbers(model: torch.nn.Module, spec: ModelSpec) -> dict:
+    """Per number kind: the share read exactly (all, and 2-5 digits: the issue's band), the share
+    with as many digits found as written, and the share read exactly by length."""
+    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR)
+    results = {}
+    for kind in NUMBER_KINDS:
+        exact, counted, lengths = [], [], []
+        for body, truth, _ in number_set(kind):
+            try:
+                digits = read_number(body, spec)
+            except InputError:
+                digits = []
+            read = "" if not digits else "".join(spec.labels[int(row.argmax())] for row in engine.predict(
+                np.stack([digit.image.tensor for digit in digits]), with_activations=False).probabilities)
+            exact.append(read == truth)
+            counted.append(len(digits) == len(truth))
+            lengths.append(len(truth))
+        exact, lengths = np.asarray(exact), np.asarray(lengths)
+        results[kind] = {
+            "numbers": len(exact), "exact": round(float(exact.mean()), 6),
+            "exact_2_to_5_digits": round(float(exact[lengths <= 5].mean()), 6),
+            "digits_counted_right": round(float(np.mean(counted)), 6),
+            "exact_by_length": {str(n): round(float(exact[lengths == n].mean()), 6) for n in sorted(set(lengths))},
+        }
+    return results
+
+
+def print_number_table(numbers: dict) -> None:
+    if numbers:
+        print(f"{'numbers':24} {'count':>6} {'exact':>7} {'2-5 dig.':>8} {'counted':>8}")
+    for kind, result in numbers.items():
+        print(f"{kind:24} {result['numbers']:6d} {result['exact']:7.2%} {result['exact_2_to_5_digits']:8.2%} "
+              f"{result['digits_counted_right']:8.2%}")
+
+
 def print_table(served: dict) -> None:
     print(f"{'set':24} {'accuracy':>9} {'errors':>6} {'refused':>7} {'ECE before':>10} {'ECE after':>9}")
     for kind, result in served.items():
@@ -280,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                              "of --kinds): prints the table, writes nothing")
     parser.add_argument("--size", type=int, default=2000, help="uploads of each kind in a --draw")
     parser.add_argument("--kinds", help="comma-separated kinds for a --draw (default: all of the data set's)")
+    parser.add_argument("--numbers", action="store_true", help="read the whole numbers only, into the report")
     args = parser.parse_args(argv)
     config, report_path = MODEL_DIR / f"{args.model}.yaml", MODEL_DIR / f"{args.model}-report.json"
     spec = ModelSpec.from_yaml(config)
@@ -293,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = fetch_dataset(dataset, args.data)
     model = load_model(args.weights or MODEL_DIR / f"{args.model}.pt", spec)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    if args.numbers:
+        if spec.preprocess != "digit":
+            parser.error(f"model {args.model} reads no numbers")
+        report["numbers"] = evaluate_numbers(model, spec)
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        print_number_table(report["numbers"])
+        return 0
     temperature = calibrate(model, spec, data_dir, report.get("validation_images", 5000), report.get("seed", 1))
     if args.draw is not None:
         print(f"temperature {temperature}; draw {args.draw}, {args.size} uploads of each kind")
@@ -311,10 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     if spec.outlier_scorer:
         report["outlier_above"] = spec.outlier_above
         report["outliers"] = evaluate_outliers(model, spec, dataset, digit_scores)
+    if spec.preprocess == "digit":
+        report["numbers"] = evaluate_numbers(model, spec)
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"temperature {temperature}, outlier_above {spec.outlier_above} (written to {config})")
     print_table(report["served"])
     print_outlier_table(report.get("outliers", {}))
+    print_number_table(report.get("numbers", {}))
     return 0
 
 

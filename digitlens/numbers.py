@@ -1,0 +1,106 @@
+"""Reading a written number: its digits found apart (``marks.digit_groups``), ordered left to
+right, each prepared as a single digit is and read in one batch.
+
+The ink is found on one copy of the upload (NUMBER_SIDE) as for a single digit; a digit that is
+small on that copy is found again on the upload's own pixels, cut out between its neighbours.
+What is supported (digits written apart) is said in ``digitlens.marks``.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from digitlens.config import ModelSpec
+from digitlens.marks import digit_groups, ink_marks, side_of
+from digitlens.preprocess import (CLOSE_SIDE, JPEG_FORMATS, InputError, PreparedImage, as_network_input,
+                                  center_by_mass, find_ink, fit_longer_side, ink_box, open_image, to_greyscale)
+
+NUMBER_SIDE = 560           # longer side of the copy a number's digits are found on
+NUMBER_DETAIL = 40          # a digit whose longer side is under this on the copy is found again on the upload's pixels
+DIGIT_MARGIN = 0.15         # ... cut out with this share of its longer side round it, short of its neighbours
+MAX_DIGITS = 12             # more groups than this are not a number (a page of text): refused
+
+
+@dataclass(frozen=True)
+class NumberDigit:
+    image: PreparedImage
+    box: tuple[int, int, int, int]      # (x0, y0, x1, y1) in the upload's pixels (upright), x1 and y1 exclusive
+
+
+def upload_size(data: bytes, image: Image.Image) -> tuple[int, int]:
+    """The upright size of the upload ``image`` was opened from (a JPEG may have been decoded
+    at a reduced scale, and an EXIF orientation of 5 to 8 swaps the sides)."""
+    if image.format not in JPEG_FORMATS:
+        return image.size
+    header = Image.open(io.BytesIO(data))
+    width, height = header.size
+    return (height, width) if header.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
+
+
+def read_number(data: bytes, spec: ModelSpec) -> list[NumberDigit]:
+    """The digits of the number in upload ``data``, left to right, each prepared as the network
+    takes it, with its box; InputError where no ink is found or too many groups for a number."""
+    image = open_image(data, spec.max_pixels, longest=NUMBER_SIDE)
+    width, height = upload_size(data, image)
+    grey = to_greyscale(image, NUMBER_SIDE)
+    ink = find_ink(grey)
+    labels, groups = digit_groups(ink)
+    if not groups:
+        raise InputError("no digit found: the image holds only lines", 422, "blank")
+    if len(groups) > MAX_DIGITS:
+        raise InputError(f"{len(groups)} separate marks: more than a number of {MAX_DIGITS} digits", 422, "not_a_number")
+    scale = max(width, height) / max(grey.shape)
+    source = None
+    digits = []
+    for position, group in enumerate(groups):
+        top, left, bottom, right = group.box
+        digit_ink = np.where(np.isin(labels[top:bottom, left:right], group.labels), ink[top:bottom, left:right], 0)
+        inner = ink_box(digit_ink)         # the marks' boxes were found on the ink grown by a pixel
+        top, left, bottom, right = top + inner[0], left + inner[1], top + inner[2], left + inner[3]
+        digit_ink = digit_ink[inner[0]:inner[2], inner[1]:inner[3]]
+        if side_of((top, left, bottom, right)) < NUMBER_DETAIL and scale > 1.5:
+            if source is None:
+                source = image if image.format not in JPEG_FORMATS else open_image(data, spec.max_pixels, longest=None)
+            neighbours = (groups[position - 1].box[3] if position else 0,
+                          groups[position + 1].box[1] if position + 1 < len(groups) else grey.shape[1])
+            closer = closer_digit(source, (top, left, bottom, right), neighbours, scale)
+            digit_ink = digit_ink if closer is None else closer
+        frame = center_by_mass(fit_longer_side(digit_ink, spec.content_size), spec.input_size)
+        box = (math.floor(left * scale), math.floor(top * scale), min(width, math.ceil(right * scale)),
+               min(height, math.ceil(bottom * scale)))
+        digits.append(NumberDigit(as_network_input(frame, spec), box))
+    return digits
+
+
+def closer_digit(source: Image.Image, box: tuple[int, int, int, int], neighbours: tuple[int, int],
+                 scale: float) -> np.ndarray | None:
+    """The ink of the digit in ``box`` (on a copy ``scale`` times smaller than ``source``) found
+    again on ``source``: cut out with DIGIT_MARGIN round it but short of the columns where its
+    neighbours' boxes begin and end, reduced so its longer side is at most CLOSE_SIDE, and only
+    the marks that overlap the box kept; None where none does."""
+    top, left, bottom, right = (edge * scale for edge in box)
+    margin = DIGIT_MARGIN * max(bottom - top, right - left)
+    region = (max(0, round(max(left - margin, (left + neighbours[0] * scale) / 2))), max(0, round(top - margin)),
+              min(source.width, round(min(right + margin, (right + neighbours[1] * scale) / 2))),
+              min(source.height, round(bottom + margin)))
+    crop = source.crop(region)
+    reduction = min(1.0, CLOSE_SIDE / max(bottom - top, right - left, 1))
+    try:
+        ink = find_ink(to_greyscale(crop, max(1, round(max(crop.size) * reduction))))
+    except InputError:
+        return None
+    labels, count = ink_marks(ink)
+    aimed = [(top - region[1]) * reduction, (left - region[0]) * reduction,
+             (bottom - region[1]) * reduction, (right - region[0]) * reduction]
+    kept = [index + 1 for index, (rows, cols) in enumerate(ndimage.find_objects(labels))
+            if rows.start < aimed[2] and aimed[0] < rows.stop and cols.start < aimed[3] and aimed[1] < cols.stop]
+    if not kept:
+        return None
+    digit = np.where(np.isin(labels, kept), ink, 0)
+    top, left, bottom, right = ink_box(digit)
+    return digit[top:bottom, left:right]
