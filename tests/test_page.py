@@ -15,6 +15,7 @@ from selenium.webdriver.support.ui import Select
 from ops.serve import REPO_ROOT, free_port, serve_page
 from tests.conftest import PAGE_PORT, require_binary
 from tests.images import STAR, THREE, as_photo_jpeg, mnist_digit
+from training.presentations import FORTY_TWO
 
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -99,6 +100,25 @@ def test_layer_selector_switches_the_activation_maps(browser, page_url):
     first = by_test_id(browser, "activations").get_attribute("src")
     select.find_elements(By.TAG_NAME, "option")[2].click()
     wait_for(browser, lambda d: by_test_id(d, "activations").get_attribute("src") != first)
+
+
+def test_a_drawn_42_is_read_as_a_number_with_a_box_and_an_explanation_per_digit(browser, page_url):
+    open_page(browser, page_url)
+    draw(browser, FORTY_TWO)
+    wait_for(browser, lambda d: by_test_id(d, "number").text == "42")
+    assert by_test_id(browser, "number-view").is_displayed() and by_test_id(browser, "number-boxes").is_displayed()
+    chips = by_test_id(browser, "number-digits").find_elements(By.TAG_NAME, "button")
+    assert [chip.text for chip in chips] == ["4", "2"]
+    wait_for(browser, lambda d: by_test_id(d, "explain-caption").text.startswith("Why 4"))
+    chips[1].click()
+    wait_for(browser, lambda d: by_test_id(d, "digit").text == "2" and by_test_id(d, "explain-caption").text.startswith("Why 2"))
+    assert chips[1].get_attribute("aria-pressed") == "true" and image_loaded(browser, "attributions")
+    boxed = browser.execute_script("""const c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let blue = 0; for (let i = 0; i < d.length; i += 4) blue += d[i] < 80 && d[i + 2] > 200; return blue;""",
+                                   by_test_id(browser, "number-boxes"))
+    assert boxed > 100          # the boxes are drawn
+    browser.find_element(By.ID, "clear").click()
+    assert not by_test_id(browser, "number-view").is_displayed()
 
 
 def test_uploading_a_photo_shows_the_digit_and_both_charts(browser, page_url, tmp_path):

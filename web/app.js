@@ -14,8 +14,11 @@ let current = null;
 let debounce = null;
 let inFlight = null;
 let activationMaps = {};
-let lastUpload = null;         // {body, contentType} of the image on show, for explanations
+let lastUpload = null;         // {body, contentType} of the image on show
+let explained = null;          // {body, contentType} explanations are asked of: the upload, or one digit cut out of it
 let explaining = null;
+let numberDigits = [];         // the digits of the number on show (X-Read: number), left to right
+const BOX_MARGIN = 0.25;       // a digit cut out for its explanation keeps this share of its box's longer side round it
 let models = [];               // models.json: what is served, written when the archives are built
 let model = null;              // the chosen entry of models
 
@@ -70,7 +73,7 @@ function undo() {
 }
 function clearAll() {
   strokes.length = 0;
-  lastUpload = null;
+  lastUpload = explained = null;
   $("upload-preview").hidden = true;
   redraw();
   resetResult(model?.prompt ?? "");
@@ -111,7 +114,7 @@ document.addEventListener("paste", (event) => {
   if (item) predictFile(item.getAsFile());
 });
 
-async function predict(body, contentType) {
+async function predict(body, contentType, read = "digit") {
   if (!model) return;
   inFlight?.abort();
   explaining?.abort();
@@ -122,12 +125,17 @@ async function predict(body, contentType) {
   try {
     const response = await fetch(`${API_BASE}/predictions/${model.name}`, {
       method: "POST", body, signal: request.signal,
-      headers: { "Content-Type": contentType, "X-Charts": "1" },
+      headers: { "Content-Type": contentType, "X-Charts": "1", "X-Read": read },
     });
     const payload = await response.json().catch(() => ({}));
     if (request !== inFlight) return;
     if (!response.ok) throw new Error(payload.message || `The server answered ${response.status} ${response.statusText}.`);
-    showResult(payload);
+    if (read === "number") showNumber(payload);
+    else if (payload.looks_like_number && model.preprocess === "digit") {
+      inFlight = null;
+      predict(body, contentType, "number");       // several digits in a row: read them as a number
+      return;
+    } else showResult(payload);
   } catch (error) {
     if (error.name === "AbortError") return;
     const message = error instanceof TypeError
@@ -167,31 +175,107 @@ function resetResult(status) {
   $("explain-caption").textContent = "";
   $("layer-select").replaceChildren();
   $("layer-select").disabled = true;
+  $("number-view").hidden = true;
+  $("number-digits").replaceChildren();
+  numberDigits = [];
 }
 
 function showResult(result) {
   $("error").hidden = true;
   $("status").textContent = "";
+  $("number-view").hidden = true;
   $("digit").textContent = result.label;
   $("digit").classList.toggle("long", result.label.length > 2);
-  // An outlier is named only faintly: the closest class, not an answer.
-  $("digit").classList.toggle("faint", Boolean(result.outlier));
-  $("outlier").textContent = result.outlier ? model.outlier_message : "";
-  $("outlier").hidden = !result.outlier;
-  $("confidence").textContent = `${(result.confidence * 100).toFixed(1)} %`;
+  showReading(result);
   $("model-name").textContent = result.model ? `model ${result.model.name} v${result.model.version}` : "";
-  showImage("prob-chart", result.charts.probabilities);
-  showImage("model-input", result.charts.input);
-  activationMaps = result.charts.activations;
+  explained = lastUpload;
+  if (model.explanations) showTargets(model.labels);
+  explain(result.digit);
+}
+
+function showReading(reading) {
+  // An outlier is named only faintly: the closest class, not an answer.
+  $("digit").classList.toggle("faint", Boolean(reading.outlier));
+  $("outlier").textContent = reading.outlier ? model.outlier_message : "";
+  $("outlier").hidden = !reading.outlier;
+  $("confidence").textContent = `${(reading.confidence * 100).toFixed(1)} %`;
+  showImage("prob-chart", reading.charts.probabilities);
+  showImage("model-input", reading.charts.input);
+  activationMaps = reading.charts.activations;
   const select = $("layer-select");
   const chosen = select.value;
   select.replaceChildren(...Object.keys(activationMaps).map((name) => new Option(name, name)));
   select.value = chosen in activationMaps ? chosen : select.options[0].value;
   select.disabled = false;
   showImage("activations", activationMaps[select.value]);
+}
+
+async function showNumber(result) {
+  $("error").hidden = true;
+  $("status").textContent = result.number === null ? "No digit found in the image." : "";
+  $("number-view").hidden = false;
+  $("number").textContent = result.number ?? "–";
+  $("model-name").textContent = `model ${result.model.name} v${result.model.version} · whole number ${(result.confidence * 100).toFixed(1)} %`;
+  numberDigits = result.digits;
+  const chips = numberDigits.map((digit, index) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = digit.label;
+    button.setAttribute("aria-pressed", "false");
+    button.setAttribute("aria-label", `digit ${index + 1}: ${digit.label}, ${(digit.confidence * 100).toFixed(1)} %`);
+    button.addEventListener("click", () => showDigit(index));
+    return button;
+  });
+  $("number-digits").replaceChildren(...chips);
+  const source = await uploadBitmap();
+  drawBoxes(source, numberDigits);
+  if (numberDigits.length) showDigit(0);
+}
+
+async function uploadBitmap() {
+  return createImageBitmap(lastUpload.body);
+}
+
+function drawBoxes(source, digits) {
+  const view = $("number-boxes");
+  const scale = Math.min(320 / source.width, 200 / source.height, 1);
+  view.width = Math.round(source.width * scale);
+  view.height = Math.round(source.height * scale);
+  const sketch = view.getContext("2d");
+  sketch.fillStyle = "white";
+  sketch.fillRect(0, 0, view.width, view.height);
+  sketch.drawImage(source, 0, 0, view.width, view.height);
+  Object.assign(sketch, { strokeStyle: "#2563eb", lineWidth: 2, fillStyle: "#2563eb", font: "bold 14px system-ui" });
+  digits.forEach((digit, index) => {
+    const [x0, y0, x1, y1] = digit.box.map((edge) => edge * scale);
+    sketch.strokeRect(x0, y0, x1 - x0, y1 - y0);
+    sketch.fillText(`${index + 1}`, x0 + 2, Math.max(12, y0 - 3));
+  });
+}
+
+async function showDigit(index) {
+  const digit = numberDigits[index];
+  [...$("number-digits").children].forEach((chip, i) => chip.setAttribute("aria-pressed", String(i === index)));
+  $("digit").textContent = digit.label;
+  $("digit").classList.toggle("long", digit.label.length > 2);
+  showReading(digit);
   if (!model.explanations) return;
+  explained = { body: await cutOut(await uploadBitmap(), digit.box), contentType: "image/png" };
   showTargets(model.labels);
-  explain(result.digit);
+  explain(digit.digit);
+}
+
+function cutOut(source, [x0, y0, x1, y1]) {
+  const margin = BOX_MARGIN * Math.max(x1 - x0, y1 - y0);
+  const [left, top] = [Math.max(0, x0 - margin), Math.max(0, y0 - margin)];
+  const [right, bottom] = [Math.min(source.width, x1 + margin), Math.min(source.height, y1 + margin)];
+  const piece = document.createElement("canvas");
+  [piece.width, piece.height] = [Math.round(right - left), Math.round(bottom - top)];
+  const sketch = piece.getContext("2d");
+  sketch.fillStyle = "white";
+  sketch.fillRect(0, 0, piece.width, piece.height);
+  sketch.drawImage(source, left, top, right - left, bottom - top, 0, 0, piece.width, piece.height);
+  return new Promise((resolve) => piece.toBlob(resolve, "image/png"));
 }
 
 function showTargets(labels) {
@@ -209,7 +293,7 @@ function showTargets(labels) {
 }
 
 async function explain(target) {
-  if (!lastUpload || !model) return;
+  if (!explained || !model?.explanations) return;
   explaining?.abort();
   const request = new AbortController();
   explaining = request;
@@ -217,8 +301,8 @@ async function explain(target) {
   $("explain-caption").textContent = `Explaining ${model.labels[target]}…`;
   try {
     const response = await fetch(`${API_BASE}/explanations/${model.name}`, {
-      method: "POST", body: lastUpload.body, signal: request.signal,
-      headers: { "Content-Type": lastUpload.contentType, "X-Charts": "1", "X-Target": String(target) },
+      method: "POST", body: explained.body, signal: request.signal,
+      headers: { "Content-Type": explained.contentType, "X-Charts": "1", "X-Target": String(target) },
     });
     const payload = await response.json().catch(() => ({}));
     if (request !== explaining) return;
