@@ -9,7 +9,7 @@ TRAIN_DEVICE ?= cpu
 MODELS := mnist $(filter-out mnist,$(patsubst model/%.yaml,%,$(wildcard model/*.yaml)))
 ARCHIVES := $(foreach model,$(MODELS),model_store/$(model)-$(MODEL_VERSION).mar)
 # The fonts are training data: digits set in handwriting and book faces (training/typefaces.py).
-SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus docker-compose dataset-fashion-mnist \
+SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus prometheus-alertmanager docker-compose dataset-fashion-mnist \
 	fonts-bwht fonts-dkg-handwriting fonts-breip fonts-kristi fonts-klee fonts-rufscript fonts-humor-sans \
 	fonts-comic-neue fonts-kaushanscript fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 \
 	fonts-open-sans fonts-sil-andika fonts-opendyslexic

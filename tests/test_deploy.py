@@ -1,5 +1,6 @@
 """The compose stack's pieces, checked without a Docker engine: structure, validators, and the
 real nginx and Prometheus binaries running the same configs against a real TorchServe."""
+import os
 import subprocess
 import time
 
@@ -13,7 +14,8 @@ from tests.conftest import MODELS, require_binary
 from tests.images import SEVEN, draw_strokes, encode
 
 DOCKER = REPO_ROOT / "docker"
-PROMETHEUS_CONFIG = DOCKER / "prometheus" / "prometheus.yml"
+MONITORING = REPO_ROOT / "monitoring"
+PROMETHEUS_CONFIG = MONITORING / "prometheus.yml"
 
 
 class ComposeLoader(yaml.SafeLoader):
@@ -29,7 +31,7 @@ def load_compose(name):
 
 def test_compose_file_reserves_a_gpu_and_publishes_only_the_front():
     services = load_compose("docker-compose.yml")["services"]
-    assert set(services) == {"torchserve", "web", "prometheus"}
+    assert set(services) == {"torchserve", "web", "prometheus", "alertmanager", "grafana"}
     torchserve = services["torchserve"]
     devices = torchserve["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
@@ -44,7 +46,8 @@ def test_compose_file_reserves_a_gpu_and_publishes_only_the_front():
     assert services["web"]["depends_on"]["torchserve"]["condition"] == "service_healthy"
     assert services["web"]["environment"]["PREDICT_RATE_LIMIT"] == COMPOSE_RATE_LIMIT
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
-    assert all(port.startswith("127.0.0.1:") for port in services["prometheus"]["ports"])
+    for name in ("prometheus", "alertmanager", "grafana"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=pytorch/torchserve:0.12.0-gpu" in dockerfile
 
@@ -64,9 +67,13 @@ def test_the_archives_leave_the_worker_count_to_the_deployment():
 
 
 def test_compose_file_passes_docker_compose_config():
-    result = subprocess.run([require_binary("docker-compose"), "-f", "docker-compose.yml", "config", "--quiet"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    command = [require_binary("docker-compose"), "-f", "docker-compose.yml", "config", "--quiet"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "GRAFANA_ADMIN_PASSWORD": "chosen-by-the-operator"})
     assert result.returncode == 0, result.stderr
+    unset = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                           env={k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"})
+    assert unset.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in unset.stderr      # no default admin password
 
 
 def test_nginx_config_passes_nginx_t(tmp_path):
@@ -148,7 +155,10 @@ def test_prometheus_scrapes_torchserve_metrics(torchserve, tmp_path):
     requests.post(f"{torchserve.inference_url}/predictions/mnist", data=encode(draw_strokes(SEVEN), "PNG"),
                   headers={"Content-Type": "image/png"}, timeout=60)
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
-    config["global"]["scrape_interval"] = "1s"
+    config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = "1s"
+    assert config["rule_files"] == ["rules.yml"]
+    config["rule_files"] = [str(MONITORING / "rules.yml")]     # the same rules, from this checkout
+    del config["alerting"]                                      # no Alertmanager here
     job = config["scrape_configs"][0]
     assert job["dns_sd_configs"] == [{"names": ["torchserve"], "type": "A", "port": 8082, "refresh_interval": "30s"}]
     del job["dns_sd_configs"]          # no Docker DNS here: the same job, pointed at the local replica
@@ -164,6 +174,15 @@ def test_prometheus_scrapes_torchserve_metrics(torchserve, tmp_path):
                                         timeout=2).json()["data"]["result"], 60, "Prometheus to ingest TorchServe metrics")
         per_digit = requests.get(query, params={"query": "PredictionsPerDigit"}, timeout=5).json()["data"]["result"]
         assert any(series["metric"].get("Digit") == "7" for series in per_digit)
+        for _ in range(3):          # traffic between scrapes, so the recorded rates are above 0
+            requests.post(f"{torchserve.inference_url}/predictions/mnist", data=encode(draw_strokes(SEVEN), "PNG"),
+                          headers={"Content-Type": "image/png"}, timeout=60)
+            time.sleep(1.2)
+        recorded = lambda name: requests.get(query, params={"query": name}, timeout=2).json()["data"]["result"]
+        wait_until(lambda: any(float(s["value"][1]) > 0 for s in recorded("model_version:ts_inference_requests:rate5m")),
+                   60, "the recording rules to give a request rate")
+        assert float(recorded('model_digit:digitlens_predictions:share5m{Digit="7"}')[0]["value"][1]) > 0
+        assert 0 <= float(recorded("job:digitlens_http_errors:ratio5m")[0]["value"][1]) <= 1
     finally:
         process.terminate()
         process.wait(20)
