@@ -17,11 +17,13 @@ from scipy import ndimage
 
 from digitlens.config import ModelSpec
 from digitlens.marks import digit_groups, ink_marks, side_of
-from digitlens.preprocess import (CLOSE_SIDE, JPEG_FORMATS, InputError, PreparedImage, as_network_input,
-                                  center_by_mass, find_ink, fit_longer_side, ink_box, open_image, to_greyscale)
+from digitlens.preprocess import (CLOSE_SIDE, JPEG_FORMATS, WORKING_SIDE, InputError, PreparedImage,
+                                  as_network_input, center_by_mass, find_ink, fit_longer_side, ink_box, open_image,
+                                  to_greyscale)
 
-NUMBER_SIDE = 560           # longer side of the copy a number's digits are found on
-NUMBER_DETAIL = 40          # a digit whose longer side is under this on the copy is found again on the upload's pixels
+NUMBER_SIDES = (WORKING_SIDE, 560)   # longer sides of the copies the digits are found on: the first, and a closer one;
+                            # a digit whose longer side is under the model's content_size (MNIST's 20 px) on the first
+                            # is looked for on the closer one, and one still that small there, on the upload's own pixels
 DIGIT_MARGIN = 0.15         # ... cut out with this share of its longer side round it, short of its neighbours
 MAX_DIGITS = 12             # more groups than this are not a number (a page of text): refused
 
@@ -45,25 +47,31 @@ def upload_size(data: bytes, image: Image.Image) -> tuple[int, int]:
 def read_number(data: bytes, spec: ModelSpec) -> list[NumberDigit]:
     """The digits of the number in upload ``data``, left to right, each prepared as the network
     takes it, with its box; InputError where no ink is found or too many groups for a number."""
-    image = open_image(data, spec.max_pixels, longest=NUMBER_SIDE)
+    image = open_image(data, spec.max_pixels, longest=NUMBER_SIDES[-1])
     width, height = upload_size(data, image)
-    grey = to_greyscale(image, NUMBER_SIDE)
-    ink = find_ink(grey)
-    labels, groups = digit_groups(ink)
+    for side in NUMBER_SIDES:
+        grey = to_greyscale(image, side)
+        ink = find_ink(grey)
+        labels, groups = digit_groups(ink)
+        if max(image.size) <= side or all(side_of(group.box) >= spec.content_size for group in groups):
+            break       # the digits are large enough on this copy, or no closer copy has more pixels
     if not groups:
         raise InputError("no digit found: the image holds only lines", 422, "blank")
     if len(groups) > MAX_DIGITS:
         raise InputError(f"{len(groups)} separate marks: more than a number of {MAX_DIGITS} digits", 422, "not_a_number")
     scale = max(width, height) / max(grey.shape)
+    marks = int(labels.max())
     source = None
     digits = []
     for position, group in enumerate(groups):
         top, left, bottom, right = group.box
-        digit_ink = np.where(np.isin(labels[top:bottom, left:right], group.labels), ink[top:bottom, left:right], 0)
+        in_group = np.zeros(marks + 1, bool)
+        in_group[list(group.labels)] = True
+        digit_ink = np.where(in_group[labels[top:bottom, left:right]], ink[top:bottom, left:right], 0)
         inner = ink_box(digit_ink)         # the marks' boxes were found on the ink grown by a pixel
         top, left, bottom, right = top + inner[0], left + inner[1], top + inner[2], left + inner[3]
         digit_ink = digit_ink[inner[0]:inner[2], inner[1]:inner[3]]
-        if side_of((top, left, bottom, right)) < NUMBER_DETAIL and scale > 1.5:
+        if side_of((top, left, bottom, right)) < spec.content_size and scale > 1.5:
             if source is None:
                 source = image if image.format not in JPEG_FORMATS else open_image(data, spec.max_pixels, longest=None)
             neighbours = (groups[position - 1].box[3] if position else 0,
