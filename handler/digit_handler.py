@@ -7,14 +7,15 @@ Each stage takes and returns a whole batch, and each request is answered as it a
 prediction (`/predictions/...`), or an explanation (`/explanations/...`, which TorchServe
 marks with the header `explain: True`), with charts if it sent `X-Charts: 1`. A batch may
 mix them. With the header `X-Read: number` a request is read as a whole number: each digit
-found, boxed and read in the same batch (`digitlens.numbers`). A request that cannot be used (not an image, too big, blank, an unknown
-`X-Target`) becomes an error entry for that request alone, answered with its own 4xx
-status and JSON body, while the rest of the batch is answered as usual.
+found, boxed and read in the same batch (`digitlens.numbers`). A request that cannot be used
+(not an image, too big, blank, an unknown `X-Target`) becomes an error entry for that request
+alone, answered with its own 4xx status and JSON body, while the rest of the batch is answered
+as usual.
 """
 import json
 import logging
-import os
 import math
+import os
 import time
 from collections import Counter
 
