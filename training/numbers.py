@@ -6,7 +6,8 @@ set side by side, apart, with their size, spacing and baseline varied, presented
     number-photo    a phone photo of the number on paper (uneven light, noise, blur, JPEG)
 
 Each upload comes with its number (a string) and the digits' boxes in its pixels. Made by code
-with a fixed seed, quick enough not to be cached (300 of a kind in a few seconds).
+with a fixed seed and not cached: 300 canvases or brush drawings take a few seconds, 300 photos
+about a minute and a half.
 """
 from __future__ import annotations
 
