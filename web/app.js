@@ -18,6 +18,7 @@ let lastUpload = null;         // {body, contentType} of the image on show
 let explained = null;          // {body, contentType} explanations are asked of: the upload, or one digit cut out of it
 let explaining = null;
 let numberDigits = [];         // the digits of the number on show (X-Read: number), left to right
+let numberSource = null;       // the upload they were read from, decoded once: boxes are drawn on it, digits cut from it
 const BOX_MARGIN = 0.25;       // a digit cut out for its explanation keeps this share of its box's longer side round it
 let models = [];               // models.json: what is served, written when the archives are built
 let model = null;              // the chosen entry of models
@@ -227,13 +228,9 @@ async function showNumber(result) {
     return button;
   });
   $("number-digits").replaceChildren(...chips);
-  const source = await uploadBitmap();
-  drawBoxes(source, numberDigits);
+  numberSource = await createImageBitmap(lastUpload.body);
+  drawBoxes(numberSource, numberDigits);
   if (numberDigits.length) showDigit(0);
-}
-
-async function uploadBitmap() {
-  return createImageBitmap(lastUpload.body);
 }
 
 function drawBoxes(source, digits) {
@@ -260,7 +257,7 @@ async function showDigit(index) {
   $("digit").classList.toggle("long", digit.label.length > 2);
   showReading(digit);
   if (!model.explanations) return;
-  explained = { body: await cutOut(await uploadBitmap(), digit.box), contentType: "image/png" };
+  explained = { body: await cutOut(numberSource, digit.box), contentType: "image/png" };
   showTargets(model.labels);
   explain(digit.digit);
 }
