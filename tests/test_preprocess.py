@@ -1,6 +1,7 @@
 """Each preprocessing step on real images, then the whole pipeline on awkward uploads."""
 import io
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -327,7 +328,7 @@ def test_formats_and_modes_are_read(fmt, mode, spec):
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
-def test_libspng_decodes_eight_bit_pngs_exactly_as_pillow(mode):
+def test_wuffs_decodes_eight_bit_pngs_exactly_as_pillow(mode):
     ink, _ = mnist_digit(6)
     image = Image.fromarray(255 - ink).resize((90, 70)).convert(mode)
     if mode == "RGBA":
@@ -351,8 +352,21 @@ def png_with_exif_orientation() -> bytes:
     encode(Image.new("RGB", (30, 20)), "PNG", transparency=(0, 0, 0)),
     png_with_exif_orientation(),
 ], ids=["palette", "grey and alpha", "16 bit", "transparency chunk", "EXIF orientation"])
-def test_pngs_libspng_would_read_differently_are_left_to_pillow(data):
+def test_pngs_wuffs_would_read_differently_are_left_to_pillow(data):
     assert decode_png(Image.open(io.BytesIO(data)), data) is None
+
+
+def test_a_png_whose_checksum_fails_is_refused_as_corrupt():
+    ink, _ = mnist_digit(6)
+    data = bytearray(encode(Image.fromarray(255 - ink).resize((200, 200)), "PNG"))
+    start = data.index(b"IDAT") + 4
+    end = start + int.from_bytes(data[start - 8:start - 4], "big")
+    data[end - 1] ^= 0x01                               # the Adler-32 of the inflated pixels, the chunk's CRC made to match
+    data[end:end + 4] = zlib.crc32(data[start - 4:end]).to_bytes(4, "big")
+    assert decode_png(Image.open(io.BytesIO(data)), bytes(data)) is None
+    with pytest.raises(InputError, match="truncated or corrupt") as refusal:
+        open_image(bytes(data), LIMIT)
+    assert refusal.value.status == 400
 
 
 def test_a_png_with_an_exif_orientation_is_turned():
