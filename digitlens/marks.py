@@ -29,11 +29,12 @@ SLIVER = 0.2                # a mark this narrow for its height that close to a 
 ROW_HEIGHTS = 1.6           # digits of one number: neighbours' heights within this factor, ...
 ROW_OVERLAP = 0.5           # ... their rows overlapping by this share of the lower one's height, ...
 ROW_GAP = 1.5               # ... and at most this many of the taller one's heights apart (see looks_like_number)
+EIGHT_NEIGHBOURS = np.ones((3, 3), bool)   # marks are labelled with diagonal neighbours joined
 
 
 def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int]:
     """The separate marks of ``ink`` (pixels two apart join), as a label image and their count."""
-    return ndimage.label(dilate_3x3(ink > 0), np.ones((3, 3), int))
+    return ndimage.label(dilate_3x3(ink > 0), EIGHT_NEIGHBOURS)
 
 
 def dilate_3x3(mask: np.ndarray) -> np.ndarray:

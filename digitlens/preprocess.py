@@ -56,7 +56,6 @@ BACKGROUND_THUMBNAIL = 48   # longer side of the thumbnail the background is est
 TRIM_TOLERANCE = 0.05      # photo: rows and columns within this of the ground's shade are trimmed ...
 FILLS_FRAME = 0.9          # ... unless the object already spans this share of the image's longer side
 MIN_PAPER_BRIGHTNESS = 0.1  # darker paper is not brightened further (noise would become ink)
-WUFFS_FORMATS = {"L": PixelFormat.Y, "RGB": PixelFormat.RGB, "RGBA": PixelFormat.RGBA_NONPREMUL}  # see decode_png
 UNEVEN_BORDER = 0.04        # flatten when the page's border varies more than this (see background_is_uneven)
 INK_EDGE_SHARE = 0.7        # ... unless this share of the change happens within an eighth of a side: ink, not light
                             # (light on the presentation sets: at most 0.52; frame-filling 8x8 digits: 0.61-1)
@@ -145,21 +144,29 @@ def open_image(data: bytes, max_pixels: int, longest: int | None = WORKING_SIDE)
         raise InputError(f"the image data is truncated or corrupt: {exc}", 400, "corrupt_image") from exc
 
 
+def wuffs_png_config(pixel_format: PixelFormat) -> wuffs.ImageDecoderConfig:
+    config = wuffs.ImageDecoderConfig()
+    config.enabled_decoders = [ImageDecoderType.PNG]
+    config.pixel_format = pixel_format
+    config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}     # Wuffs' default skips them: a corrupt file is refused
+    config.flags = [wuffs.ImageDecoderFlags.REPORT_METADATA_EXIF]  # (searching the bytes for the chunk costs 3 ms)
+    return config
+
+
+WUFFS_CONFIGS = {"L": wuffs_png_config(PixelFormat.Y), "RGB": wuffs_png_config(PixelFormat.RGB),
+                 "RGBA": wuffs_png_config(PixelFormat.RGBA_NONPREMUL)}      # the modes decode_png decodes
+
+
 def decode_png(image: Image.Image, data: bytes) -> Image.Image | None:
     """The pixels of opened 8-bit PNG ``image`` decoded by Wuffs, a decoder written in a
     memory-safe language, in two-thirds of Pillow's time (a 300 dpi A4 scan of 2480x3508: 38 ms
     against 58 in one run; libspng was 0.93 of Pillow); None where Pillow is left to decode, because Wuffs would not give
     the same image: samples other than 8 bits, palettes, a transparency chunk, an animation or
     EXIF data (an orientation to apply)."""
-    if (image.mode not in WUFFS_FORMATS or image.tile[0].args != image.mode or "transparency" in image.info
+    if (image.mode not in WUFFS_CONFIGS or image.tile[0].args != image.mode or "transparency" in image.info
             or getattr(image, "is_animated", False)):
         return None
-    config = wuffs.ImageDecoderConfig()
-    config.enabled_decoders = [ImageDecoderType.PNG]
-    config.pixel_format = WUFFS_FORMATS[image.mode]
-    config.quirks = {ImageDecoderQuirks.IGNORE_CHECKSUM: 0}     # Wuffs' default skips them: a corrupt file is refused
-    config.flags = [wuffs.ImageDecoderFlags.REPORT_METADATA_EXIF]  # (searching the bytes for the chunk costs 3 ms)
-    decoded = wuffs.ImageDecoder(config).decode(data)
+    decoded = wuffs.ImageDecoder(WUFFS_CONFIGS[image.mode]).decode(data)
     if decoded.error_message or decoded.reported_metadata:
         return None                 # corrupt or truncated (Pillow's decoder says what is wrong), or EXIF to apply
     # Pillow reads the decoder's buffer in place (for an A4 scan a copy costs 4 ms); rows are
