@@ -169,8 +169,8 @@ def decode_png(image: Image.Image, data: bytes) -> Image.Image | None:
     decoded = wuffs.ImageDecoder(WUFFS_CONFIGS[image.mode]).decode(data)
     if decoded.error_message or decoded.reported_metadata:
         return None                 # corrupt or truncated (Pillow's decoder says what is wrong), or EXIF to apply
-    # Pillow reads the decoder's buffer in place (for an A4 scan a copy costs 4 ms); rows are
-    # packed, channels interleaved in the mode's order.
+    # Pillow reads an L or RGBA buffer in place (a copy of an A4 scan costs 4 ms) and copies an
+    # RGB one; rows are packed, channels interleaved in the mode's order.
     return Image.frombuffer(image.mode, image.size, decoded.pixbuf, "raw", image.mode, 0, 1)
 
 
