@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 from digitlens.preprocess import digit_candidates, find_ink, ink_box, paint_out_edge_bands, prepare
 from tests.images import mnist_digit
 from tests.test_inference_core import engine_for
-from training.presentations import encode, enlarge, rubber_stamp, scanned_page
+from training.presentations import encode, enlarge, rubber_stamp, scanned_page, sheet_photo
 
 # Measured on these digits 0-11 at 40 and 60 px: mean |difference| 0.0003 of full scale at most, 0 for most.
 SAME_AS_TIGHT_CROP = 0.01
@@ -42,6 +42,15 @@ def test_a_small_scanned_digit_prepares_as_its_tight_crop_does(spec):
         tight = page.crop((left - pad, top - pad, right + pad, bottom + pad))
         on_page, alone = (prepare(encode(image, "PNG"), spec).pixels.astype(np.float32) / 255 for image in (page, tight))
         assert np.abs(on_page - alone).mean() <= SAME_AS_TIGHT_CROP, index
+
+
+@pytest.mark.parametrize("seed", [1, 27, 30, 42, 54])
+def test_a_small_digit_in_a_sheet_photo_is_read_where_the_light_falls_off(engine, spec, seed):
+    """Phone photos of a sheet, the ink 40-56 px, whose fall-off of light (a crest, a darker
+    corner) the background's opening cut and left as ink: each was read as another digit."""
+    rng = np.random.default_rng(seed)
+    ink, label = mnist_digit(seed % 12)
+    assert read(sheet_photo(ink, rng, 40 + seed % 3 * 8), engine, spec) == label
 
 
 def page_with(marks: dict[tuple[int, int], np.ndarray], size=(900, 700)) -> np.ndarray:
