@@ -52,6 +52,7 @@ BLANK_CONTRAST = 0.08       # ink must differ from the background by this fracti
 NOISE_FLOOR = 0.2           # after contrast stretching, levels below this are background, ...
 PAPER_SHADING = 0.04        # ... and so are levels less than this (of full scale) above it
 INK_PERCENTILE = 90         # the ink's level: this percentile of the pixels brighter than the background
+LIGHT_RISE = 0.3            # the most of the range the light's crests rise above the opening (estimate_background)
 BACKGROUND_THUMBNAIL = 48   # longer side of the thumbnail the background is estimated on
 TRIM_TOLERANCE = 0.05      # photo: rows and columns within this of the ground's shade are trimmed ...
 FILLS_FRAME = 0.9          # ... unless the object already spans this share of the image's longer side
@@ -399,12 +400,18 @@ def estimate_background(thumbnail: np.ndarray) -> np.ndarray:
     pixels (sheet photos of a digit 40-60 px long were read as the crest). A running median
     along the rows, then the columns (running_median), follows any light that changes one
     way across its window, crests and corners included, and removes ink that fills less than
-    half of it; the background is the higher of the two, the image at most.
+    half of it; the background is the higher of the two, the image at most. Light changes by a
+    fraction of the image's range: where the medians rise anywhere above the opening by more
+    than LIGHT_RISE of it, they stand on ink that fills most of a window (a bar along the edge
+    of a digit that fills the frame), and the opening alone is kept.
     """
     window = max(3, max(thumbnail.shape) // 3 | 1)
     opened = _rank_filter(_rank_filter(thumbnail, window, np.minimum), window, np.maximum)
+    opened = continue_to_border(opened, window // 2)
     followed = running_median(running_median(thumbnail, window, axis=1), window, axis=0)
-    return np.minimum(np.maximum(continue_to_border(opened, window // 2), followed), thumbnail)
+    if (followed - opened).max() <= LIGHT_RISE * float(thumbnail.max() - thumbnail.min()):
+        opened = np.maximum(opened, followed)
+    return np.minimum(opened, thumbnail)
 
 
 def running_median(grey: np.ndarray, window: int, axis: int) -> np.ndarray:
