@@ -410,7 +410,7 @@ def estimate_background(thumbnail: np.ndarray) -> np.ndarray:
     than LIGHT_RISE of it, they stand on ink that fills most of a window (a bar along the edge
     of a digit that fills the frame), and the opening alone is kept.
     """
-    window = max(3, max(thumbnail.shape) // 3 | 1)
+    window = background_window(thumbnail)
     opened = _rank_filter(_rank_filter(thumbnail, window, np.minimum), window, np.maximum)
     opened = continue_to_border(opened, window // 2)
     followed = follow_light(thumbnail)
@@ -423,8 +423,14 @@ def follow_light(thumbnail: np.ndarray) -> np.ndarray:
     """A running median along the rows, then the columns, a third of ``thumbnail``'s longer side
     wide: light that changes one way across the window, crests and corners included, is
     followed; ink filling less than half of the window is not."""
-    window = max(3, max(thumbnail.shape) // 3 | 1)
+    window = background_window(thumbnail)
     return running_median(running_median(thumbnail, window, axis=1), window, axis=0)
+
+
+def background_window(thumbnail: np.ndarray) -> int:
+    """The odd width, a third of ``thumbnail``'s longer side (3 at least), over which the
+    background is followed."""
+    return max(3, max(thumbnail.shape) // 3 | 1)
 
 
 def running_median(grey: np.ndarray, window: int, axis: int) -> np.ndarray:
