@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus prometheus-alertman
 	fonts-bwht fonts-dkg-handwriting fonts-breip fonts-kristi fonts-klee fonts-rufscript fonts-humor-sans \
 	fonts-comic-neue fonts-kaushanscript fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 \
 	fonts-open-sans fonts-sil-andika fonts-opendyslexic
-CODE := $(wildcard digitlens/*.py handler/*.py model/*.py)
+CODE := $(wildcard digitlens/*.py digitlens/prepare/*.py handler/*.py model/*.py)
 
 .PHONY: venv data train train-fashion outliers evaluate mar serve stop test bench system-deps kubernetes-config clean
 

@@ -33,15 +33,13 @@ import torch
 import yaml
 
 from digitlens.config import ModelSpec
-from digitlens.engine import InferenceEngine
-from digitlens.explain import Explainer
-from digitlens.numbers import read_number
-from digitlens.preprocess import open_image, prepare
+from digitlens.prepare import prepare
+from digitlens.prepare.decode import open_image
 from digitlens.render import ProbabilityChart, render_activation_grid, render_input
 from ops.archive import build_archive, model_files
 from ops.front import UNLIMITED, NginxFront
 from ops.serve import REPO_ROOT, TorchServe, config_properties, free_port
-from training.evaluate import MODEL_DIR, load_model
+from training.common import MODEL_DIR, load_model, reading_service
 from training.numbers import number_on_canvas
 from training.presentations import encode, load_test_set, presentation_set, scanned_page
 
@@ -72,7 +70,8 @@ def stage_row(name: str, times_ms: list[float]) -> tuple:
 def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
     """Each stage with the torch threads of one worker, as a worker runs it."""
     torch.set_num_threads(threads)
-    engine = InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"), MODEL_DIR)
+    service = reading_service(load_model(MODEL_DIR / "mnist.pt", spec), spec, "mnist")
+    engine, explainer = service.engine, service.explainer
     canvas, photo, scan = ((SAMPLES / name).read_bytes() for name in ("seven-canvas.png", "seven-photo.jpg", "seven-scan.png"))
     marker, blur = presentation_set("bold-marker-tight")[0][0], presentation_set("heavy-blur")[0][0]
     page, _ = scanned_page(load_test_set("mnist")[0][0], np.random.default_rng(0), ink_px=40, dpi=300)
@@ -92,13 +91,11 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
     number = number_on_canvas(list(load_test_set("mnist")[0][1:5]), np.random.default_rng(0))
 
     def read_one_digit():
-        engine.predict(prepare(canvas, spec).tensor[None], with_activations=False)
+        service.answer([(canvas, None)])
 
     def read_four_digits():
-        digits = read_number(number, spec)
-        engine.predict(np.stack([digit.image.tensor for digit in digits]), with_activations=False)
+        service.answer([(number, {"X-Read": "number"})])
 
-    explainer = Explainer(engine.model, spec.blank_value, spec.explain_steps, torch.device("cpu"))
     target = [int(result.probabilities[0].argmax())]
     few = max(10, repeat // 4)
     rows = [
@@ -110,8 +107,8 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
         stage_row("prepare A4 scan 300 dpi JPEG 2480x3508, ink 40 px", timed(lambda: prepare(page_jpeg, spec), few)),
         stage_row("prepare bold marker, tight crop", timed(lambda: prepare(marker, spec), repeat)),
         stage_row("prepare heavy blur JPEG", timed(lambda: prepare(blur, spec), repeat)),
-        stage_row("read a digit, canvas PNG 280x280 (prepare + forward)", one_digit := timed(read_one_digit, repeat)),
-        stage_row("read a 4-digit number, canvas PNG 280x280 (read_number + forward)",
+        stage_row("read a digit, canvas PNG 280x280 (the service's answer)", one_digit := timed(read_one_digit, repeat)),
+        stage_row("read a 4-digit number, canvas PNG 280x280 (the service's answer)",
                   four_digits := timed(read_four_digits, repeat)),
         ("4-digit number / one digit (medians)", f"{statistics.median(four_digits) / statistics.median(one_digit):.2f}x",
          "", ""),

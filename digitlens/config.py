@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 EXPLAIN_METHODS = ("integrated_gradients",)
-PREPROCESS_KINDS = ("digit", "photo")   # digitlens.preprocess.PREPARERS implements each
+PREPROCESS_KINDS = ("digit", "photo")   # digitlens.prepare.PREPARERS implements each
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ def load_network(network_file: Path, class_name: str, num_classes: int, weights:
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:
     """An evaluation copy of ``model`` in which each BatchNorm2d that directly follows a Conv2d
-    inside a Sequential is folded into that convolution; its parameters need no gradients."""
+    inside a Sequential is folded into that convolution; its parameters need no gradients, and
+    it has no forward hooks or pre-hooks of ``model``'s (those hold on to the engine that made them)."""
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
         if not isinstance(module, nn.Sequential):
@@ -40,8 +41,9 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
             conv, norm = module[index], module[index + 1]
             if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
                 module[index], module[index + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
-    for module in folded.modules():
+    for module in folded.modules():         # a copy carries none of the original's hooks, pre-hooks included
         module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
     return folded.requires_grad_(False)
 
 

@@ -4,10 +4,8 @@ from pathlib import Path
 import pytest
 
 from digitlens.config import ModelSpec
-from ops.archive import build_archive, model_files
-from ops.serve import REPO_ROOT, TorchServe, free_port
-
-MODEL_DIR = REPO_ROOT / "model"
+from ops.archive import MODEL_DIR, build_archive, model_files
+from ops.serve import TorchServe, free_port
 
 
 def require_binary(name: str) -> str:

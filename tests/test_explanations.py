@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 from digitlens.engine import InferenceEngine
+from digitlens.explain import Explainer
 from ops.serve import REPO_ROOT
 from tests.images import as_canvas_png, bad_inputs, mnist_digit
-from training.evaluate import MODEL_DIR, load_model
+from training.common import MODEL_DIR, load_model
 
 OCTET = {"Content-Type": "application/octet-stream"}
 SEVEN = (REPO_ROOT / "samples" / "seven-canvas.png").read_bytes()
@@ -122,3 +123,13 @@ def test_a_batch_mixing_predictions_and_explanations_answers_each_as_asked(torch
         result = response.json()
         assert result["digit"] == 7
         assert ("attributions" in result) == (kind == "explanations")
+
+
+def test_the_explainers_copy_of_the_network_carries_no_hook_of_the_serving_copy(spec):
+    """The serving engine hooks its layers and, for the outlier score, the last layer's input (a
+    pre-hook tied to the engine): a copy made from it for Integrated Gradients must run neither."""
+    engine = InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"), MODEL_DIR)
+    assert engine.hook_count == len(spec.visualise_layers) + 1
+    explainer = Explainer(engine.model, spec.blank_value, spec.explain_steps, torch.device("cpu"))
+    assert [module for module in explainer.model.modules() if module._forward_hooks or module._forward_pre_hooks] == []
+    assert engine.hook_count == len(spec.visualise_layers) + 1

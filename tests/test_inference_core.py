@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from digitlens.engine import SECOND_LOOK_SHIFTS, InferenceEngine, shifted
-from digitlens.preprocess import prepare
+from digitlens.prepare import prepare
 from digitlens.render import TOP_COLOUR, ProbabilityChart, png_bytes, render_activation_grid, render_input
 from tests.images import mnist_digit, off_centre_small
-from training.evaluate import MODEL_DIR, expected_calibration_error, load_model
+from training.common import MODEL_DIR, load_model
+from training.evaluate import expected_calibration_error
 from training.presentations import GARMENT_KINDS, KINDS, OTHER_WRITERS, PAGE_KINDS, presentation_set
 
 

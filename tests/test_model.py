@@ -6,7 +6,8 @@ import pytest
 from digitlens.config import ModelSpec
 from digitlens.engine import load_network
 from training.data import DATASET_SHA256, fetch_dataset
-from training.evaluate import MODEL_DIR, dataset_of, evaluate_on_test_set, load_model
+from training.common import MODEL_DIR, dataset_of, load_model
+from training.evaluate import evaluate_on_test_set
 
 FLOORS = {"mnist": 0.9975, "fashion": 0.93}      # the issues' acceptance figures
 

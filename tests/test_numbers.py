@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 import requests
 
-from digitlens.marks import digit_groups, looks_like_number
-from digitlens.numbers import read_number
-from digitlens.preprocess import InputError, prepare
+from digitlens.prepare import InputError, prepare, prepare_number
+from digitlens.prepare.marks import digit_groups, looks_like_number
 from tests.images import SEVEN, draw_strokes, encode
 from tests.traffic import metric_total
 from training.numbers import NUMBER_KINDS, number_set
@@ -45,7 +44,7 @@ def test_a_digit_beside_a_stamp_is_not_a_number():
 
 def test_a_number_is_read_left_to_right_with_a_box_per_digit(spec):
     body = encode(draw_strokes(FORTY_TWO, pen=0.05), "PNG")
-    digits = read_number(body, spec)
+    digits = prepare_number(body, spec)
     assert len(digits) == 2
     (x0, y0, x1, y1), (u0, v0, u1, v1) = (digit.box for digit in digits)
     assert x1 <= u0 and 0 <= x0 < x1 <= 140 and 140 <= u1 <= 280 and 0 <= y0 < y1 <= 280
@@ -56,8 +55,8 @@ def test_a_number_is_read_left_to_right_with_a_box_per_digit(spec):
 def test_a_blank_upload_is_refused_as_a_number_too(spec):
     blank = encode(draw_strokes([], pen=0.05), "PNG")
     with pytest.raises(InputError) as refusal:
-        read_number(blank, spec)
-    assert refusal.value.status == 422
+        prepare_number(blank, spec)
+    assert refusal.value.reason == "blank"
 
 
 def read(server, body: bytes, headers=None) -> requests.Response:

@@ -1,12 +1,10 @@
 """The outlier score in process: the committed scorer on non-digits it never saw and on real digits."""
 import numpy as np
 import pytest
-import torch
 
-from digitlens.engine import InferenceEngine
-from digitlens.preprocess import InputError, prepare
-from training.evaluate import MODEL_DIR, load_model
-from training.outliers import EVALUATION_SEED, outlier_kinds, outlier_set
+from digitlens.prepare import prepare
+from training.common import MODEL_DIR, load_model, prepared_batch, reading_service
+from training.non_examples import EVALUATION_SEED, outlier_kinds, outlier_set
 from training.presentations import presentation_set
 
 # Measured with the committed scorer at its threshold (100 of each held-out kind, this seed):
@@ -17,20 +15,21 @@ MAX_FLAGGED = 0.015
 
 
 @pytest.fixture(scope="module")
-def engine(spec):
-    return InferenceEngine.for_model(load_model(MODEL_DIR / "mnist.pt", spec), spec, torch.device("cpu"), MODEL_DIR)
+def service(spec):
+    return reading_service(load_model(MODEL_DIR / "mnist.pt", spec), spec, "mnist")
 
 
-def outlier_flags(engine, spec, bodies: list[bytes]) -> np.ndarray:
-    """Caught: refused as blank or not an image, or flagged."""
-    caught = []
-    for body in bodies:
-        try:
-            caught.append(bool(engine.predict(prepare(body, spec).tensor[None], with_activations=False).outlier_scores[0]
-                               > spec.outlier_above))
-        except InputError:
-            caught.append(True)
-    return np.asarray(caught)
+@pytest.fixture(scope="module")
+def engine(service):
+    return service.engine
+
+
+def outlier_flags(service, bodies: list[bytes]) -> np.ndarray:
+    """Caught: refused (as blank or not an image), or flagged; one prediction for the batch."""
+    batch, refused = prepared_batch(service, bodies)
+    caught = service.engine.predict(batch, with_activations=False).outlier_scores > service.spec.outlier_above
+    caught[refused] = True
+    return caught
 
 
 def test_the_scorer_reads_the_features_of_the_same_forward_pass(engine, spec):
@@ -42,12 +41,12 @@ def test_the_scorer_reads_the_features_of_the_same_forward_pass(engine, spec):
     assert engine.hook_count == len(spec.visualise_layers) + 1
 
 
-def test_non_digits_of_kinds_never_fitted_are_caught(engine, spec):
-    caught = np.concatenate([outlier_flags(engine, spec, outlier_set("mnist", kind, 100, EVALUATION_SEED))
+def test_non_digits_of_kinds_never_fitted_are_caught(service):
+    caught = np.concatenate([outlier_flags(service, outlier_set("mnist", kind, 100, EVALUATION_SEED))
                              for kind in outlier_kinds("mnist", held_out=True)])
     assert caught.mean() >= MIN_CAUGHT
 
 
-def test_real_digits_are_seldom_flagged(engine, spec):
+def test_real_digits_are_seldom_flagged(service):
     bodies, _ = presentation_set("mnist-png")
-    assert outlier_flags(engine, spec, bodies[:1000]).mean() <= MAX_FLAGGED
+    assert outlier_flags(service, bodies[:1000]).mean() <= MAX_FLAGGED

@@ -3,7 +3,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digitlens.preprocess import digit_candidates, find_ink, ink_box, paint_out_edge_bands, prepare
+from digitlens.prepare import prepare
+from digitlens.prepare.artefacts import paint_out_edge_bands
+from digitlens.prepare.locate import find_ink
+from digitlens.prepare.marks import digit_candidates
+from digitlens.prepare.primitives import ink_box
 from tests.images import mnist_digit
 from tests.test_inference_core import engine_for
 from training.presentations import OTHER_WRITERS, encode, enlarge, presentation_set, rubber_stamp, scanned_page, sheet_photo

@@ -13,7 +13,7 @@ from PIL import Image
 
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine, load_network
-from digitlens.preprocess import prepare
+from digitlens.prepare import prepare
 from ops.archive import build_archive
 from training.presentations import encode
 

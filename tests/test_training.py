@@ -10,7 +10,7 @@ from digitlens.engine import load_network
 from training import evaluate, train
 from training.augment import augment_batch, augment_garments, augmenter, restroke, widen_to_box
 from training.data import DEFAULT_CACHE, fetch_dataset, load_split
-from training.evaluate import MODEL_DIR
+from training.common import MODEL_DIR
 from training.presentations import presentation_set
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from digitlens.preprocess import BLANK_CONTRAST, INK_PERCENTILE, NOISE_FLOOR
+from digitlens.prepare.light import BLANK_CONTRAST, INK_PERCENTILE, NOISE_FLOOR
 
 LOW_RESOLUTION_SHARE = 0.25     # of the degraded images, by default: one kind of four
 
@@ -113,7 +113,7 @@ def _first_and_last(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalise_like_serving(images: torch.Tensor, content_size: int) -> torch.Tensor:
-    """What `digitlens.preprocess.prepare` does to an image with a black ground, for a batch."""
+    """What `digitlens.prepare.prepare` does to an image with a black ground, for a batch."""
     n, _, h, w = images.shape
     flat = images.reshape(n, -1)
     candidates = torch.where(flat > BLANK_CONTRAST, flat, torch.full_like(flat, float("nan")))

@@ -7,12 +7,12 @@ and write or check the report.
     python -m training.evaluate --model mnist --numbers   # only the whole numbers' part of the report
 
 Accuracy is measured twice on the 10,000 test images: on the raw arrays (the model alone)
-and posted as PNG files through `digitlens.preprocess.prepare` and the serving engine, second
-look included (what the endpoint answers).
+and posted as PNG files through the reading service (`digitlens.service`), second look included
+(what the endpoint answers).
 The presentation sets of the model's data set (`training.presentations`) go through
-`prepare` too. The temperature is fitted on the validation split, never on test images. A digit model is also
-read on generated whole numbers (`training.numbers`: 2-6 MNIST test digits written apart) through
-`digitlens.numbers.read_number`, as the endpoint reads them with `X-Read: number`.
+the service too. The temperature is fitted on the validation split, never on test images. A digit model is also
+read on generated whole numbers (`training.numbers`: 2-6 MNIST test digits written apart), answered
+by the service as the endpoint answers `X-Read: number`.
 """
 from __future__ import annotations
 
@@ -28,17 +28,13 @@ import torch
 from scipy.stats import rankdata
 
 from digitlens.config import ModelSpec
-from digitlens.engine import InferenceEngine, load_network
-from digitlens.numbers import read_number
-from digitlens.preprocess import InputError, prepare
-import yaml
-
+from digitlens.service import ReadingService
+from training.common import MODEL_DIR, dataset_of, load_model, prepared_batch, reading_service, validation_split
 from training.data import fetch_dataset, load_split
+from training.non_examples import EVALUATION_SEED, EVALUATION_SIZE, outlier_kinds, outlier_set
 from training.numbers import NUMBER_KINDS, number_set
-from training.outliers import EVALUATION_SEED, EVALUATION_SIZE, outlier_kinds, outlier_set
 from training.presentations import PAGE_KINDS, SET_SEED, SETS_OF_DATASET, as_mnist_png, ink_sizes, presentation_set
 
-MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 CALIBRATION_BINS = 15
 FLAGGED_SHARE = 0.005       # outlier_above flags this share of the validation images
 INK_BINS = (25, 40, 60, 90, 120, 160, 201)   # page kinds are reported by the ink's longer side, px (the issue's bands)
@@ -60,19 +56,6 @@ def predict_all(model: torch.nn.Module, images: torch.Tensor, spec: ModelSpec) -
     return logits_of(model, normalise(images, spec)).argmax(1)
 
 
-def prepared_batch(spec: ModelSpec, bodies: list[bytes]) -> tuple[np.ndarray, list[int]]:
-    """Uploads prepared exactly as the endpoint prepares them, and the indices of those that
-    preparation refuses (a blank input stands in for each)."""
-    tensors, refused = [], []
-    for index, body in enumerate(bodies):
-        try:
-            tensors.append(prepare(body, spec).tensor)
-        except InputError:
-            tensors.append(np.zeros((1, spec.input_size, spec.input_size), np.float32))
-            refused.append(index)
-    return np.stack(tensors), refused
-
-
 def logits_for(model: torch.nn.Module, batch: np.ndarray, refused: list[int]) -> torch.Tensor:
     """The network's logits (no temperature, no second look); NaN for a refused upload."""
     logits = logits_of(model, torch.from_numpy(batch)).clone()   # an inference tensor is read-only
@@ -80,15 +63,15 @@ def logits_for(model: torch.nn.Module, batch: np.ndarray, refused: list[int]) ->
     return logits
 
 
-def served_readings(engine: InferenceEngine, batch: np.ndarray, refused: list[int],
+def served_readings(service: ReadingService, batch: np.ndarray, refused: list[int],
                     chunk: int = 1000) -> tuple[torch.Tensor, np.ndarray | None]:
-    """What the endpoint answers: the engine's calibrated probabilities, second look included,
+    """What the endpoint answers: the service's calibrated probabilities, second look included,
     NaN for a refused upload (it counts as an error); and the outlier scores, NaN where refused
     (None where the model has no scorer)."""
-    results = [engine.predict(batch[i:i + chunk], with_activations=False) for i in range(0, len(batch), chunk)]
+    results = [service.engine.predict(batch[i:i + chunk], with_activations=False) for i in range(0, len(batch), chunk)]
     probabilities = torch.from_numpy(np.concatenate([result.probabilities for result in results]))
     probabilities[refused] = float("nan")
-    if engine.scorer is None:
+    if service.engine.scorer is None:
         return probabilities, None
     scores = np.concatenate([result.outlier_scores for result in results])
     scores[refused] = np.nan
@@ -137,23 +120,10 @@ def scores(logits: torch.Tensor, probabilities: torch.Tensor, labels: torch.Tens
     }
 
 
-def validation_split_index(count: int, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the training images held out for validation, and of the rest."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    return order[:validation], order[validation:]
-
-
-def validation_split(data_dir: Path, validation: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training images held out for validation: the same split training draws."""
-    images, labels = load_split(data_dir, "train")
-    index, _ = validation_split_index(len(images), validation, seed)
-    return images[index], labels[index]
-
-
 def calibrate(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path, validation: int, seed: int) -> float:
     images, labels = validation_split(cache_dir, validation, seed)
     bodies = [as_mnist_png(image) for image in images.numpy()]
-    return fit_temperature(logits_for(model, *prepared_batch(spec, bodies)), labels)
+    return fit_temperature(logits_for(model, *prepared_batch(reading_service(model, spec, "calibration"), bodies)), labels)
 
 
 def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, data_dir: Path) -> dict:
@@ -174,14 +144,15 @@ def evaluate_on_test_set(model: torch.nn.Module, spec: ModelSpec, data_dir: Path
 
 
 def evaluate_served(model: torch.nn.Module, spec: ModelSpec, kinds: tuple[str, ...], size: int | None = None,
-                    seed: int = SET_SEED) -> dict:
-    """Accuracy and calibration error through `prepare` and the serving engine for each presentation kind."""
-    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR)
+                    seed: int = SET_SEED) -> tuple[dict, dict]:
+    """Accuracy and calibration error through the reading service for each presentation kind,
+    and the outlier scores of each kind's digits."""
+    service = reading_service(model, spec, "evaluation")
     results, digit_scores = {}, {}
     for kind in kinds:
         bodies, labels = presentation_set(kind, size, seed=seed)
-        batch, refused = prepared_batch(spec, bodies)
-        probabilities, outlier_scores = served_readings(engine, batch, refused)
+        batch, refused = prepared_batch(service, bodies)
+        probabilities, outlier_scores = served_readings(service, batch, refused)
         results[kind] = scores(logits_for(model, batch, refused), probabilities, torch.from_numpy(labels).long())
         results[kind]["refused"] = len(refused)
         if outlier_scores is not None:
@@ -203,21 +174,21 @@ def auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
 def fit_outlier_threshold(model: torch.nn.Module, spec: ModelSpec, cache_dir: Path, validation: int, seed: int) -> float:
     """The score above which FLAGGED_SHARE of the validation images (posted as PNGs) lie."""
     images, _ = validation_split(cache_dir, validation, seed)
-    batch, refused = prepared_batch(spec, [as_mnist_png(image) for image in images.numpy()])
-    _, outlier_scores = served_readings(InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR), batch, refused)
+    service = reading_service(model, spec, "threshold")
+    _, outlier_scores = served_readings(service, *prepared_batch(service, [as_mnist_png(image) for image in images.numpy()]))
     return round(float(np.nanquantile(outlier_scores, 1 - FLAGGED_SHARE)), 4)
 
 
 def evaluate_outliers(model: torch.nn.Module, spec: ModelSpec, dataset: str, digit_scores: dict) -> dict:
     """Per kind of non-example (fitted kinds drawn anew, and held-out kinds): AUROC of the
     score against every served set's real images, and the share caught (flagged or refused)."""
-    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR)
+    service = reading_service(model, spec, "outliers")
     real = np.concatenate(list(digit_scores.values()))
     report = {}
     for held_out in (False, True):
         for kind in outlier_kinds(dataset, held_out):
-            batch, refused = prepared_batch(spec, outlier_set(dataset, kind, EVALUATION_SIZE, EVALUATION_SEED))
-            _, outlier_scores = served_readings(engine, batch, refused)
+            batch, refused = prepared_batch(service, outlier_set(dataset, kind, EVALUATION_SIZE, EVALUATION_SEED))
+            _, outlier_scores = served_readings(service, batch, refused)
             scored = outlier_scores[~np.isnan(outlier_scores)]
             report[kind] = {"held_out": held_out, "images": len(batch), "refused": len(refused),
                             "auroc": round(auroc(scored, real), 4) if len(scored) else None,
@@ -238,10 +209,6 @@ def by_ink_size(right: np.ndarray, refused: list[int], ink_px: np.ndarray) -> di
     return bins
 
 
-def load_model(weights: Path, spec: ModelSpec, model_dir: Path = MODEL_DIR) -> torch.nn.Module:
-    return load_network(model_dir / spec.network_file, spec.network, len(spec.labels), weights).eval()
-
-
 def write_handler_value(config: Path, key: str, value: float) -> None:
     """Set ``key:`` (a number) in the model YAML's handler section, keeping its comments."""
     text = config.read_text()
@@ -251,25 +218,17 @@ def write_handler_value(config: Path, key: str, value: float) -> None:
     config.write_text(line.sub(lambda m: f"{m.group(1)}{value}", text, count=1))
 
 
-def dataset_of(config: Path) -> str:
-    with open(config) as f:
-        return yaml.safe_load(f).get("training", {}).get("data", "mnist")
-
-
 def evaluate_numbers(model: torch.nn.Module, spec: ModelSpec) -> dict:
     """Per number kind: the share read exactly (all, and 2-5 digits: the issue's band), the share
     with as many digits found as written, and the share read exactly by length."""
-    engine = InferenceEngine.for_model(model, spec, torch.device("cpu"), MODEL_DIR)
+    service = reading_service(model, spec, "numbers")
     results = {}
     for kind in NUMBER_KINDS:
         exact, counted, lengths = [], [], []
         for body, truth, _ in number_set(kind):
-            try:
-                digits = read_number(body, spec)
-            except InputError:
-                digits = []
-            read = "" if not digits else "".join(spec.labels[int(row.argmax())] for row in engine.predict(
-                np.stack([digit.image.tensor for digit in digits]), with_activations=False).probabilities)
+            status, answer = service.answer([(body, {"X-Read": "number"})])[0]
+            digits = answer["digits"] if status == 200 else []
+            read = answer["number"] if digits else ""
             exact.append(read == truth)
             counted.append(len(digits) == len(truth))
             lengths.append(len(truth))

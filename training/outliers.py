@@ -1,247 +1,56 @@
-"""Things that are not what a model reads, as uploads: to fit its outlier score and to measure it.
+"""Fit a model's outlier score on its own images and generated non-examples (``training.non_examples``).
 
     python -m training.outliers --model mnist      # fits model/mnist-outliers.npz (a minute)
 
-Kinds made for fitting (FIT_KINDS) and kinds only ever measured (HELD_OUT_KINDS) differ in what
-they are, not just in which images: letters in half the typefaces are fitted, letters in the
-other half, cut from a scanned page of text, and photographs are only measured; so are stars,
-hearts and arrows (the fitted shapes are polygons, rings, crosses and spirals), garments for
-the digit model, empty ruled paper. The model's own images for fitting are its training
-split's (never the validation or test images), presented as uploads the same ways as the
-non-examples, so presentation is not what the score learns.
+The model's own images for fitting are its training split's (never the validation or test
+images), presented as uploads the same ways as the non-examples, so presentation is not what the
+score learns. Only the fitted kinds are seen here; the held-out kinds are measured by
+``training.evaluate``.
 """
 from __future__ import annotations
 
 import argparse
-import math
-import string
+import dataclasses
 import sys
-from pathlib import Path
 
 import numpy as np
-import skimage.data
 import torch
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from digitlens.config import ModelSpec
-from digitlens.engine import InferenceEngine
 from digitlens.outliers import OutlierScorer, feature_layer
-from digitlens.preprocess import InputError, center_by_mass, crop_to_ink, fit_longer_side, prepare
+from digitlens.service import ReadingService
+from training.common import MODEL_DIR, dataset_of, load_model, prepared_batch, validation_split_index
 from training.data import fetch_dataset, load_split
-from training.presentations import GARMENT_KINDS, KINDS, encode, load_test_set, product_photo, rubber_stamp
-from training.typefaces import TypefaceError, typeface_files
+from training.non_examples import FIT_SEED, outlier_kinds, outlier_set, presented
+from training.typefaces import TypefaceError
 
 FIT_SIZE = 1500             # uploads of each fitted kind
 OWN_SIZE = 6000             # the model's own images the fit sees
 SOFTNESS = 8                # the score is the sigmoid of the scorer's logit / SOFTNESS (see fit_scorer)
 HIDDEN, EPOCHS = 64, 120    # the scorer's hidden units and training passes (64 beat 32, 128, 256 on the held-out kinds)
-EVALUATION_SIZE = 400       # uploads of each kind measured
-FIT_SEED, EVALUATION_SEED = 17, 2027
-PRESENTERS = ("mnist-png", "canvas", "touch-drawing", "thin-pen-large-canvas", "bold-marker-tight",
-              "heavy-blur", "low-resolution", "scan")      # cheap ways an image of ink is sent (training.presentations)
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "moon", "grass", "gravel", "brick", "coins",
-          "clock", "horse", "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
 
 
-def as_ink(coverage: np.ndarray) -> np.ndarray:
-    """Any drawing (0-1 coverage, ink bright) as an MNIST-like uint8 28x28: cropped, 20 px, centred."""
-    return np.round(center_by_mass(fit_longer_side(crop_to_ink(coverage.astype(np.float32)), 20), 28) * 255).astype(np.uint8)
-
-
-def drawn(paint, size: int = 200) -> np.ndarray:
-    canvas = Image.new("L", (size, size), 0)
-    paint(ImageDraw.Draw(canvas), size)
-    return np.asarray(canvas, np.float32) / 255
-
-
-def letter(font_path: Path, rng: np.random.Generator) -> np.ndarray | None:
-    font = ImageFont.truetype(str(font_path), 96)
-    glyph = rng.choice(list(string.ascii_letters))
-    canvas = Image.new("L", (200, 200), 0)
-    ImageDraw.Draw(canvas).text((40, 20), glyph, fill=255, font=font)
-    ink = np.asarray(canvas.rotate(rng.uniform(-12, 12), Image.Resampling.BILINEAR), np.float32) / 255
-    return as_ink(ink) if ink.max() > 0 else None
-
-
-def scribble(rng: np.random.Generator) -> np.ndarray:
-    def paint(draw, size):
-        for _ in range(int(rng.integers(1, 4))):
-            points = [tuple(rng.uniform(0.1, 0.9, 2) * size) for _ in range(int(rng.integers(3, 9)))]
-            draw.line(points, fill=255, width=int(rng.integers(6, 16)), joint="curve")
-    return as_ink(drawn(paint))
-
-
-def polygon_points(rng, sides: int, size: int, radius_of=lambda k: 1.0) -> list[tuple[float, float]]:
-    turn = rng.uniform(0, 2 * math.pi)
-    return [(size / 2 + 0.4 * size * radius_of(k) * math.cos(turn + 2 * math.pi * k / sides),
-             size / 2 + 0.4 * size * radius_of(k) * math.sin(turn + 2 * math.pi * k / sides)) for k in range(sides)]
-
-
-def fitted_shape(rng: np.random.Generator) -> np.ndarray:
-    """A polygon, a ring or ellipse, a cross or a spiral, outlined or filled."""
-    width, form = int(rng.integers(6, 16)), int(rng.integers(4))
-
-    def paint(draw, size):
-        if form == 0:
-            points = polygon_points(rng, int(rng.integers(3, 9)), size)
-            draw.polygon(points, fill=255 if rng.random() < 0.3 else None, outline=255, width=width)
-        elif form == 1:
-            squash = rng.uniform(0.5, 1)
-            draw.ellipse([20, 20 + 80 * (1 - squash), size - 20, size - 20 - 80 * (1 - squash)], outline=255, width=width)
-        elif form == 2:
-            a, b = polygon_points(rng, 4, size)[:2], polygon_points(rng, 4, size)[2:]
-            draw.line([a[0], b[0]], fill=255, width=width)
-            draw.line([a[1], b[1]], fill=255, width=width)
-        else:
-            turns = rng.uniform(1.5, 3)
-            points = [(size / 2 + 0.45 * size * t / turns * math.cos(2 * math.pi * t), size / 2 + 0.45 * size * t / turns
-                       * math.sin(2 * math.pi * t)) for t in np.linspace(0.05, turns, 80)]
-            draw.line(points, fill=255, width=width, joint="curve")
-    return as_ink(drawn(paint))
-
-
-def held_out_shape(rng: np.random.Generator) -> np.ndarray:
-    """A star, a heart, an arrow or a smiling face: shapes never fitted."""
-    width, form = int(rng.integers(6, 16)), int(rng.integers(4))
-
-    def paint(draw, size):
-        if form == 0:
-            points = polygon_points(rng, 10, size, lambda k: 1.0 if k % 2 == 0 else 0.4)
-            draw.polygon(points, fill=255 if rng.random() < 0.3 else None, outline=255, width=width)
-        elif form == 1:
-            t = np.linspace(0, 2 * math.pi, 80)
-            x, y = 16 * np.sin(t) ** 3, 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
-            draw.line(list(zip(size / 2 + 5 * x, size / 2 - 5 * y)), fill=255, width=width, joint="curve")
-        elif form == 2:
-            draw.line([(30, size / 2), (size - 40, size / 2)], fill=255, width=width)
-            draw.line([(size - 90, size / 2 - 50), (size - 35, size / 2), (size - 90, size / 2 + 50)], fill=255, width=width)
-        else:
-            draw.ellipse([20, 20, size - 20, size - 20], outline=255, width=width)
-            draw.ellipse([65, 70, 80, 85], fill=255)
-            draw.ellipse([120, 70, 135, 85], fill=255)
-            draw.arc([60, 80, 140, 150], 20, 160, fill=255, width=width)
-    return as_ink(drawn(paint))
-
-
-def pattern(rng: np.random.Generator) -> np.ndarray:
-    """Blurred noise cut at a level, a grating or a checkerboard."""
-    form = int(rng.integers(3))
-    if form == 0:
-        noise = Image.fromarray((rng.random((20, 20)) * 255).astype(np.uint8)).resize((200, 200), Image.Resampling.BICUBIC)
-        field = np.asarray(noise.filter(ImageFilter.GaussianBlur(4)), np.float32) / 255
-        return as_ink((field > np.quantile(field, rng.uniform(0.5, 0.85))).astype(np.float32))
-    yy, xx = np.mgrid[0:200, 0:200] / 200
-    period = rng.uniform(0.08, 0.3)
-    if form == 1:
-        angle = rng.uniform(0, math.pi)
-        return as_ink((np.sin((xx * math.cos(angle) + yy * math.sin(angle)) * 2 * math.pi / period) > 0).astype(np.float32))
-    return as_ink(((np.floor(xx / period) + np.floor(yy / period)) % 2).astype(np.float32))
-
-
-def photo_crop(rng: np.random.Generator) -> bytes:
-    """A crop of a photograph (scikit-image's samples: a cat, a rocket, coffee, coins, gravel ...) as JPEG."""
-    image = getattr(skimage.data, PHOTOS[int(rng.integers(len(PHOTOS)))])()
-    if image.ndim == 3:
-        image = image[..., :3]
-    side = int(rng.integers(min(image.shape[:2]) // 3, min(image.shape[:2]) + 1))
-    top, left = int(rng.integers(0, image.shape[0] - side + 1)), int(rng.integers(0, image.shape[1] - side + 1))
-    crop = Image.fromarray(image[top:top + side, left:left + side]).resize((int(rng.integers(96, 400)),) * 2)
-    return encode(crop.convert("RGB"), "JPEG", quality=85)
-
-
-def text_crop(rng: np.random.Generator) -> bytes:
-    """A word or two cut from a scanned page of text (scikit-image's `text` and `page`)."""
-    image = skimage.data.text() if rng.random() < 0.5 else skimage.data.page()
-    height, width = int(rng.integers(30, 60)), int(rng.integers(40, 140))
-    top, left = int(rng.integers(0, image.shape[0] - height)), int(rng.integers(0, image.shape[1] - width))
-    return encode(Image.fromarray(image[top:top + height, left:left + width]), "PNG")
-
-
-def ruled_paper(rng: np.random.Generator) -> bytes:
-    """An empty sheet: ruled lines and a margin line, perhaps a stamp, scanned or photographed."""
-    page = np.full((700, 500), rng.uniform(0.85, 0.97), np.float32)
-    for y in range(int(rng.integers(30, 60)), 700, int(rng.integers(28, 40))):
-        page[y:y + 2] *= 0.8
-    page[:, 60:62] *= 0.75
-    if rng.random() < 0.3:
-        page[400:520, 300:420] *= 1 - 0.5 * rubber_stamp(rng, 120)
-    page += rng.normal(0, 0.01, page.shape).astype(np.float32)
-    image = Image.fromarray(np.clip(page * 255, 0, 255).astype(np.uint8))
-    return encode(image, "JPEG", quality=85) if rng.random() < 0.5 else encode(image, "PNG")
-
-
-def presented(ink: np.ndarray, rng: np.random.Generator) -> bytes:
-    return KINDS[PRESENTERS[int(rng.integers(len(PRESENTERS)))]](ink, rng)
-
-
-def fonts() -> tuple[list[Path], list[Path]]:
-    """The typefaces split in two: every other one fitted, the rest only measured."""
-    files = typeface_files()
-    return files[::2], files[1::2]
-
-
-def letters(font_files: list[Path], rng: np.random.Generator) -> bytes:
-    while (ink := letter(font_files[int(rng.integers(len(font_files)))], rng)) is None:
-        pass
-    return presented(ink, rng)
-
-
-def outlier_kinds(dataset: str, held_out: bool) -> dict:
-    """Makers of one upload each from a generator, by kind: fitted ones or held-out ones."""
-    fitted_fonts, other_fonts = fonts()
-    if not held_out:
-        kinds = {"letters": lambda rng: letters(fitted_fonts, rng),
-                 "scribbles": lambda rng: presented(scribble(rng), rng),
-                 "shapes": lambda rng: presented(fitted_shape(rng), rng),
-                 "patterns": lambda rng: presented(pattern(rng), rng)}
-        if dataset == "fashion-mnist":
-            digits, _ = load_split(fetch_dataset("mnist"), "train")
-            kinds["digits"] = lambda rng: presented(digits[int(rng.integers(len(digits)))].numpy(), rng)
-        return kinds
-    kinds = {"letters-other-typefaces": lambda rng: letters(other_fonts, rng),
-             "text-crops": text_crop,
-             "stars-hearts-arrows": lambda rng: presented(held_out_shape(rng), rng),
-             "photo-crops": photo_crop,
-             "ruled-paper": ruled_paper}
-    if dataset == "mnist":
-        garments, _ = load_test_set("fashion-mnist")
-        kinds["garments"] = lambda rng: (product_photo(garments[int(rng.integers(len(garments)))], rng)
-                                         if rng.random() < 0.5 else GARMENT_KINDS["fashion-png"](
-                                             garments[int(rng.integers(len(garments)))], rng))
-    else:
-        digits, _ = load_test_set("mnist")
-        kinds["digits-test"] = lambda rng: presented(digits[int(rng.integers(len(digits)))], rng)
-    return kinds
-
-
-def outlier_set(dataset: str, kind: str, size: int, seed: int) -> list[bytes]:
-    kinds = {**outlier_kinds(dataset, False), **outlier_kinds(dataset, True)}
-    rng = np.random.default_rng([seed, sorted(kinds).index(kind)])
-    return [kinds[kind](rng) for _ in range(size)]
-
-
-def prepared_features(engine: InferenceEngine, spec: ModelSpec, bodies: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """The last layer's input features of each upload that prepares, and which ones were refused."""
-    tensors, refused = [], np.zeros(len(bodies), bool)
-    for index, body in enumerate(bodies):
-        try:
-            tensors.append(prepare(body, spec).tensor)
-        except InputError:
-            refused[index] = True
+def prepared_features(service: ReadingService, bodies: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """The last layer's input features of each upload that prepares as the service prepares it,
+    and which ones were refused."""
+    tensors, refused = prepared_batch(service, bodies)
+    kept = np.delete(tensors, refused, axis=0)
     caught = []
-    hook = feature_layer(engine.model).register_forward_pre_hook(lambda _m, inputs: caught.append(inputs[0].flatten(1)))
+    model = service.engine.model
+    hook = feature_layer(model).register_forward_pre_hook(lambda _m, inputs: caught.append(inputs[0].flatten(1)))
     try:
         with torch.inference_mode():
-            for start in range(0, len(tensors), 500):
-                engine.model(torch.from_numpy(np.stack(tensors[start:start + 500])).contiguous(memory_format=torch.channels_last))
+            for start in range(0, len(kept), 500):
+                model(torch.from_numpy(kept[start:start + 500]).contiguous(memory_format=torch.channels_last))
     finally:
         hook.remove()
-    return torch.cat(caught).float().numpy() if caught else np.zeros((0, 0), np.float32), refused
+    flags = np.zeros(len(bodies), bool)
+    flags[refused] = True
+    return torch.cat(caught).float().numpy() if caught else np.zeros((0, 0), np.float32), flags
 
 
 def own_images(dataset: str, size: int, seed: int, validation: int = 5000, split_seed: int = 1) -> list[bytes]:
     """``size`` of the training split's images (not the validation split training holds out), as uploads."""
-    from training.evaluate import validation_split_index        # evaluate imports this module
     images, _ = load_split(fetch_dataset(dataset), "train")
     _, training = validation_split_index(len(images), validation, split_seed)
     rng = np.random.default_rng(seed)
@@ -282,19 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="mnist", help="model/<model>.yaml and .pt; writes model/<model>-outliers.npz")
     args = parser.parse_args(argv)
-    from training.evaluate import MODEL_DIR, dataset_of, load_model
     config = MODEL_DIR / f"{args.model}.yaml"
-    spec, dataset = ModelSpec.from_yaml(config), dataset_of(config)
-    engine = InferenceEngine(load_model(MODEL_DIR / f"{args.model}.pt", spec), (), torch.device("cpu"))
+    dataset = dataset_of(config)
+    spec = dataclasses.replace(ModelSpec.from_yaml(config), outlier_scorer="")     # the features, not the old score
+    service = ReadingService(spec, load_model(MODEL_DIR / f"{args.model}.pt", spec), torch.device("cpu"),
+                             {"name": args.model, "version": None})
     try:
         kinds = outlier_kinds(dataset, held_out=False)
     except TypefaceError as error:
         print(error, file=sys.stderr)
         return 1
-    own, _ = prepared_features(engine, spec, own_images(dataset, OWN_SIZE, FIT_SEED))
-    others = [prepared_features(engine, spec, outlier_set(dataset, kind, FIT_SIZE, FIT_SEED))[0] for kind in kinds]
+    own, _ = prepared_features(service, own_images(dataset, OWN_SIZE, FIT_SEED))
+    others = [prepared_features(service, outlier_set(dataset, kind, FIT_SIZE, FIT_SEED))[0] for kind in kinds]
     scorer = fit_scorer(own, np.concatenate(others))
-    target = MODEL_DIR / (spec.outlier_scorer or f"{args.model}-outliers.npz")
+    target = MODEL_DIR / (ModelSpec.from_yaml(config).outlier_scorer or f"{args.model}-outliers.npz")
     scorer.save(target)
     print(f"fitted on {len(own)} of the model's own images and {sum(map(len, others))} non-examples "
           f"({', '.join(kinds)}); written to {target}")

@@ -26,7 +26,8 @@ from digitlens.config import ModelSpec
 from digitlens.engine import load_network
 from training.augment import LOW_RESOLUTION_SHARE, augmenter
 from training.data import DATASET_SHA256, fetch_dataset, load_split
-from training.evaluate import MODEL_DIR, evaluate_on_test_set, predict_all, validation_split_index
+from training.common import MODEL_DIR, validation_split_index
+from training.evaluate import evaluate_on_test_set, predict_all
 from training.typefaces import typeface_digits
 
 DEFAULTS = {"epochs": 28, "lr": 0.08, "label_smoothing": 0.05}

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from digitlens.preprocess import center_by_mass, crop_to_ink, fit_longer_side
+from digitlens.prepare.normalise import center_by_mass, fit_longer_side
+from digitlens.prepare.primitives import crop_to_ink
 
 TYPEFACE_PACKAGES = (
     "fonts-bwht", "fonts-dkg-handwriting", "fonts-breip", "fonts-kristi", "fonts-klee", "fonts-rufscript",

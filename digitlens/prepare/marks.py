@@ -1,8 +1,9 @@
-"""The separate marks of a digit's or a number's ink, and marks grouped into digits.
+"""The separate marks of a digit's or a number's ink: where on a page the digit may be
+(digit_candidates), and marks grouped into the digits of a number (digit_groups).
 
 Pure functions on an ink image (light on black, 0 where there is no ink): no decoding, no
-model. ``preprocess`` uses the marks to find a small digit among a page's other marks (and to
-say an upload looks like a number); ``numbers`` uses the groups to read each digit.
+model. ``locate`` uses the candidates to find a small digit among a page's other marks (and the
+groups to say an upload looks like a number); ``number`` uses the groups to read each digit.
 
 Grouping supports digits written apart (their columns do not overlap): tall marks whose
 columns overlap are strokes of one digit (a 4's two strokes), a low wide mark is a bar of the
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from digitlens.prepare.primitives import dilate_3x3
+
 LINE_REACH = 0.4            # a mark this share of the page long and LINE_ASPECT times longer than wide is a line ...
-LINE_ASPECT = 8             # ... (a ruled line, a scanner's dark edge), not a digit (see preprocess.digit_candidates), ...
+LINE_ASPECT = 8             # ... (a ruled line, a scanner's dark edge), not a digit (see digit_candidates), ...
 LINE_WIDTH = 0.03           # ... if at most this share of the page thick (a one's stroke in a tight crop is thicker)
 PIECE_OVERLAP = 0.3         # marks whose columns overlap by this share of the narrower are strokes of one digit
 LOW_MARK = 0.4              # a mark lower than this share of the tallest mark is no digit alone: a bar (a 5's, a 7's) ...
@@ -29,24 +32,15 @@ SLIVER = 0.2                # a mark this narrow for its height that close to a 
 ROW_HEIGHTS = 1.6           # digits of one number: neighbours' heights within this factor, ...
 ROW_OVERLAP = 0.5           # ... their rows overlapping by this share of the lower one's height, ...
 ROW_GAP = 1.5               # ... and at most this many of the taller one's heights apart (see looks_like_number)
+MAX_WIDTH = 2               # no digit is this many times wider than tall
+FRAMED_MASS = 0.1           # a mark enclosing this share of its own ink is a frame (see digit_candidates)
+SPECK_GAP = 0.5             # marks this far apart at most (a share of the longer side of the group so far) are pieces of one digit
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)   # marks are labelled with diagonal neighbours joined
 
 
 def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int]:
     """The separate marks of ``ink`` (pixels two apart join), as a label image and their count."""
     return ndimage.label(dilate_3x3(ink > 0), EIGHT_NEIGHBOURS)
-
-
-def dilate_3x3(mask: np.ndarray) -> np.ndarray:
-    """``mask`` grown by one pixel in all eight directions (ndimage.binary_dilation with a 3x3
-    square, by shifted ORs: a tenth of its time on a working copy)."""
-    rows = mask.copy()
-    rows[1:] |= mask[:-1]
-    rows[:-1] |= mask[1:]
-    grown = rows.copy()
-    grown[:, 1:] |= rows[:, :-1]
-    grown[:, :-1] |= rows[:, 1:]
-    return grown
 
 
 def line_like(height: int, width: int, shape: tuple[int, int]) -> bool:
@@ -97,10 +91,6 @@ def is_sliver(box: tuple[int, int, int, int]) -> bool:
     return box[3] - box[1] < SLIVER * height_of(box)
 
 
-def side_of(box: tuple[int, int, int, int]) -> int:
-    return max(box[2] - box[0], box[3] - box[1])
-
-
 def union_box(indices: list[int], boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
     chosen = [boxes[index] for index in indices]
     return (min(b[0] for b in chosen), min(b[1] for b in chosen), max(b[2] for b in chosen), max(b[3] for b in chosen))
@@ -137,3 +127,66 @@ def looks_like_number(groups: list[Group]) -> bool:
         if high <= ROW_HEIGHTS * low and overlap >= ROW_OVERLAP * low and second.box[1] - first.box[3] <= ROW_GAP * high:
             return True
     return False
+
+
+def digit_candidates(ink: np.ndarray) -> list[np.ndarray]:
+    """Where the marks of ``ink`` might be the digit, each as ``ink`` with only those marks, the
+    heaviest first: ``[ink]`` itself where it is one mark. Marks stand apart on a page (a stamp
+    beside the digit): a mark whose holes hold FRAMED_MASS of its own ink or more (a stamp's
+    ring or frame round its text) is not the digit, nor is what it encloses; nor is a mark
+    MAX_WIDTH times wider than tall (a line of text, a dash), though it may be a piece of one
+    (a seven's detached bar), nor a ruled line or a scanner's dark edge (line_like), which is
+    not a piece either. Each remaining mark is taken with its pieces (pieces_of). Empty where
+    no mark is left."""
+    labels, count = ink_marks(ink)
+    if count < 2:
+        return [ink]
+    boxes = ndimage.find_objects(labels)
+    masses = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
+    # A ruled line or a scanner's dark edge (line_like) is neither the digit nor a piece of it.
+    joinable = np.asarray([not line_like(r.stop - r.start, c.stop - c.start, ink.shape) for r, c in boxes])
+    for label in range(count):
+        inside = enclosed_marks(labels, boxes, label)
+        if inside and masses[inside].sum() >= FRAMED_MASS * masses[label]:
+            joinable[[label, *inside]] = False
+    wide = np.asarray([c.stop - c.start > MAX_WIDTH * (r.stop - r.start) for r, c in boxes])
+    eligible = joinable & ~wide             # may be the digit's main mark
+    candidates, taken = [], np.zeros(count, bool)
+    for chosen in np.argsort(-masses):
+        if not eligible[chosen] or taken[chosen]:
+            continue
+        near = pieces_of(boxes, chosen, joinable & ~taken)
+        taken[near] = True
+        candidates.append(np.where(np.isin(labels, np.add(near, 1)), ink, 0).astype(ink.dtype))
+    return candidates
+
+
+def pieces_of(boxes: list[tuple[slice, slice]], chosen: int, free: np.ndarray) -> list[int]:
+    """Mark ``chosen`` and the ``free`` marks that lie within SPECK_GAP of the group so far
+    (a share of its longer side), added until no more are: a thin stroke broken into a chain."""
+    group, (rows, cols) = [chosen], boxes[chosen]
+    top, left, bottom, right = rows.start, cols.start, rows.stop, cols.stop
+    added = True
+    while added:
+        added = False
+        reach = SPECK_GAP * max(bottom - top, right - left)
+        for label, (r, c) in enumerate(boxes):
+            if free[label] and label not in group and \
+                    max(r.start - bottom, top - r.stop, c.start - right, left - c.stop) <= reach:
+                group.append(label)
+                top, left, bottom, right = min(top, r.start), min(left, c.start), max(bottom, r.stop), max(right, c.stop)
+                added = True
+    return group
+
+
+def enclosed_marks(labels: np.ndarray, boxes: list[tuple[slice, slice]], label: int) -> list[int]:
+    """The marks (indices into ``boxes``) lying in the holes of mark ``label``."""
+    rows, cols = boxes[label]
+    within = [other for other, (r, c) in enumerate(boxes) if other != label and rows.start <= r.start
+              and r.stop <= rows.stop and cols.start <= c.start and c.stop <= cols.stop]
+    if not within:
+        return []
+    region = labels[rows, cols]
+    mark = region == label + 1
+    in_holes = np.unique(region[ndimage.binary_fill_holes(mark) & ~mark])
+    return [other for other in within if other + 1 in in_holes]

@@ -1,13 +1,12 @@
-"""Reading a written number: its digits found apart (``marks.digit_groups``), ordered left to
-right, each prepared as a single digit is and read in one batch.
+"""A written number: its digits found apart (``marks.digit_groups``), ordered left to right,
+each prepared as a single digit is, with its box in the upload's pixels.
 
-The ink is found on one copy of the upload (NUMBER_SIDE) as for a single digit; a digit that is
+The ink is found on one copy of the upload (NUMBER_SIDES) as for a single digit; a digit that is
 small on that copy is found again on the upload's own pixels, cut out between its neighbours.
-What is supported (digits written apart) is said in ``digitlens.marks``.
+What is supported (digits written apart) is said in ``marks``.
 """
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 
@@ -16,14 +15,17 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlens.config import ModelSpec
-from digitlens.marks import digit_groups, ink_marks, side_of
-from digitlens.preprocess import (CLOSE_SIDE, JPEG_FORMATS, WORKING_SIDE, InputError, PreparedImage,
-                                  as_network_input, center_by_mass, find_ink, fit_longer_side, ink_box, open_image,
-                                  to_greyscale)
+from digitlens.prepare.decode import JPEG_FORMATS, WORKING_SIDE, open_image, to_greyscale, upright_size
+from digitlens.prepare.errors import InputError
+from digitlens.prepare.locate import CLOSE_SIDE, LOCATE_SIDE, find_ink, ink_of_region
+from digitlens.prepare.marks import digit_groups, ink_marks
+from digitlens.prepare.normalise import PreparedImage, digit_input
+from digitlens.prepare.primitives import ink_box, side_of
 
-NUMBER_SIDES = (WORKING_SIDE, 560)   # longer sides of the copies the digits are found on: the first, and a closer one;
-                            # a digit whose longer side is under the model's content_size (MNIST's 20 px) on the first
-                            # is looked for on the closer one, and one still that small there, on the upload's own pixels
+NUMBER_SIDES = (WORKING_SIDE, LOCATE_SIDE)   # longer sides of the copies the digits are found on: the first, and a
+                            # closer one; a digit whose longer side is under the model's content_size (MNIST's 20 px) on
+                            # the first is looked for on the closer one, and one still that small there, on the upload's
+                            # own pixels ...
 DIGIT_MARGIN = 0.15         # ... cut out with this share of its longer side round it, short of its neighbours
 MAX_DIGITS = 12             # more groups than this are not a number (a page of text): refused
 
@@ -34,21 +36,11 @@ class NumberDigit:
     box: tuple[int, int, int, int]      # (x0, y0, x1, y1) in the upload's pixels (upright), x1 and y1 exclusive
 
 
-def upload_size(data: bytes, image: Image.Image) -> tuple[int, int]:
-    """The upright size of the upload ``image`` was opened from (a JPEG may have been decoded
-    at a reduced scale, and an EXIF orientation of 5 to 8 swaps the sides)."""
-    if image.format not in JPEG_FORMATS:
-        return image.size
-    header = Image.open(io.BytesIO(data))
-    width, height = header.size
-    return (height, width) if header.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
-
-
-def read_number(data: bytes, spec: ModelSpec) -> list[NumberDigit]:
+def number_digits(data: bytes, spec: ModelSpec) -> list[NumberDigit]:
     """The digits of the number in upload ``data``, left to right, each prepared as the network
     takes it, with its box; InputError where no ink is found or too many groups for a number."""
     image = open_image(data, spec.max_pixels, longest=NUMBER_SIDES[-1])
-    width, height = upload_size(data, image)
+    width, height = upright_size(image)
     for side in NUMBER_SIDES:
         grey = to_greyscale(image, side)
         ink = find_ink(grey)
@@ -56,9 +48,9 @@ def read_number(data: bytes, spec: ModelSpec) -> list[NumberDigit]:
         if max(image.size) <= side or all(side_of(group.box) >= spec.content_size for group in groups):
             break       # the digits are large enough on this copy, or no closer copy has more pixels
     if not groups:
-        raise InputError("no digit found: the image holds only lines", 422, "blank")
+        raise InputError("no digit found: the image holds only lines", "blank")
     if len(groups) > MAX_DIGITS:
-        raise InputError(f"{len(groups)} separate marks: more than a number of {MAX_DIGITS} digits", 422, "not_a_number")
+        raise InputError(f"{len(groups)} separate marks: more than a number of {MAX_DIGITS} digits", "not_a_number")
     scale = max(width, height) / max(grey.shape)
     marks = int(labels.max())
     source = None
@@ -78,31 +70,27 @@ def read_number(data: bytes, spec: ModelSpec) -> list[NumberDigit]:
                           groups[position + 1].box[1] if position + 1 < len(groups) else grey.shape[1])
             closer = closer_digit(source, (top, left, bottom, right), neighbours, scale)
             digit_ink = digit_ink if closer is None else closer
-        frame = center_by_mass(fit_longer_side(digit_ink, spec.content_size), spec.input_size)
         box = (math.floor(left * scale), math.floor(top * scale), min(width, math.ceil(right * scale)),
                min(height, math.ceil(bottom * scale)))
-        digits.append(NumberDigit(as_network_input(frame, spec), box))
+        digits.append(NumberDigit(digit_input(digit_ink, spec), box))
     return digits
 
 
 def closer_digit(source: Image.Image, box: tuple[int, int, int, int], neighbours: tuple[int, int],
                  scale: float) -> np.ndarray | None:
     """The ink of the digit in ``box`` (on a copy ``scale`` times smaller than ``source``) found
-    again on ``source``: cut out with DIGIT_MARGIN round it but short of the columns where its
-    neighbours' boxes begin and end, reduced so its longer side is at most CLOSE_SIDE, and only
-    the marks that overlap the box kept; None where none does."""
+    again on ``source`` (locate.ink_of_region): cut out with DIGIT_MARGIN round it but short of
+    the columns where its neighbours' boxes begin and end, reduced so its longer side is at most
+    CLOSE_SIDE, and only the marks that overlap the box kept; None where none does."""
     top, left, bottom, right = (edge * scale for edge in box)
     margin = DIGIT_MARGIN * max(bottom - top, right - left)
     region = (max(0, round(max(left - margin, (left + neighbours[0] * scale) / 2))), max(0, round(top - margin)),
               min(source.width, round(min(right + margin, (right + neighbours[1] * scale) / 2))),
               min(source.height, round(bottom + margin)))
-    crop = source.crop(region)
     reduction = min(1.0, CLOSE_SIDE / max(bottom - top, right - left, 1))
-    try:
-        ink = find_ink(to_greyscale(crop, max(1, round(max(crop.size) * reduction))))
-    except InputError:
+    if (ink := ink_of_region(source, region, reduction)) is None:
         return None
-    labels, count = ink_marks(ink)
+    labels, _ = ink_marks(ink)
     aimed = [(top - region[1]) * reduction, (left - region[0]) * reduction,
              (bottom - region[1]) * reduction, (right - region[0]) * reduction]
     kept = [index + 1 for index, (rows, cols) in enumerate(ndimage.find_objects(labels))

@@ -1,0 +1,166 @@
+"""Where the digit is: its ink found on a working copy of the upload, and, where it is small
+there (a digit on a big page), looked at closer on the upload's own pixels.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+from digitlens.prepare.artefacts import paint_out_edge_bands, smooth_blocks
+from digitlens.prepare.decode import JPEG_FORMATS, open_image, to_greyscale
+from digitlens.prepare.errors import InputError
+from digitlens.prepare.light import flatten_background, isolate_ink, make_ink_light
+from digitlens.prepare.marks import digit_candidates, digit_groups, looks_like_number
+from digitlens.prepare.primitives import crop_to_ink, ink_box, overlaps, side_of
+
+DETAIL_SIDE = 24            # ink whose longer side is shorter in the working copy is read again from the upload's own
+CLOSE_SIDE = 96             # ... cut out with a margin and reduced so the ink's longer side is at most this ...
+CROP_MARGIN = 0.6           # ... the margin: this share of the ink's longer side on every side (paper to judge it by),
+FAINT_REACH = 3             # ... and at least this many pixels of the copy the ink was found on (see closer_look)
+CLOSER_LOOKS = 3            # regions one closer look cuts out at most, wider or round a smaller part of the ink
+MAX_CANDIDATES = 5          # marks apart on a page looked at as the digit, at most (see digit_candidates)
+LOCATE_SIDE = 560           # a working copy with no ink found in it is searched again at this longer side
+
+
+def find_ink(grey: np.ndarray) -> np.ndarray:
+    """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared."""
+    return isolate_ink(flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey)))))
+
+
+def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """The digit's ink in ``image`` (opened from ``data``), cropped to it, and whether the
+    working copy's marks look like the digits of a number (marks.looks_like_number).
+
+    The ink is found on the working copy (WORKING_SIDE). Where it is large there (DETAIL_SIDE)
+    and one mark, that is the digit. Otherwise, where the upload has more pixels, a digit on a
+    big page was reduced to a few pixels: each mark that may be the digit (digit_candidates),
+    the heaviest first, is looked at closer (closer_look: cut out of the upload's own pixels, a
+    JPEG decoded again at the scale it needs) until one is a digit at that resolution (a stamp
+    is not, once its text shows). Where none is, or the working copy shows no ink, the marks of
+    a larger copy (LOCATE_SIDE) are looked at so: a digit too faint to show on the working copy."""
+    grey = to_greyscale(image)
+    try:
+        ink = find_ink(grey)
+        candidates = digit_candidates(ink) or [ink]
+    except InputError as refusal:
+        ink, candidates, blank = None, [], refusal
+    if candidates and candidates[0] is ink:
+        top, left, bottom, right = ink_box(ink)
+        if max(bottom - top, right - left) >= DETAIL_SIDE:
+            return ink[top:bottom, left:right], False
+    several = ink is not None and looks_like_number(digit_groups(ink)[1])
+    one_mark = ink if candidates and candidates[0] is ink else None
+    source = full_resolution(image, data, max_pixels, one_mark, max(grey.shape))
+    if max(source.size) <= max(grey.shape):
+        if not candidates:
+            raise blank
+        return crop_to_ink(candidates[0]), several
+    if (closer := closest_digit(source, ink, candidates, max(source.size) / max(grey.shape))) is not None:
+        return closer, several
+    if max(grey.shape) < LOCATE_SIDE:
+        source = full_resolution(image, data, max_pixels, None, max(grey.shape))
+        located = to_greyscale(source, LOCATE_SIDE)
+        try:
+            located_ink = find_ink(located)
+            found = digit_candidates(located_ink) or [located_ink]
+        except InputError:
+            located_ink, found = None, []
+        if (closer := closest_digit(source, located_ink, found, max(source.size) / max(located.shape))) is not None:
+            return closer, several
+        candidates = candidates or found
+    if not candidates:
+        raise blank
+    return crop_to_ink(candidates[0]), several
+
+
+def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndarray], scale: float) -> np.ndarray | None:
+    """The first of ``candidates`` (marks of ``ink``, found on a copy ``scale`` times smaller
+    than ``source``) that a closer look finds a digit, as that look's ink; None where none is.
+    A candidate already DETAIL_SIDE on the copy that the look finds whole is taken as the copy
+    shows it, within the box the look found (pieces of a thin stroke that the copy broke off
+    included): more pixels would show a squared page's lines, not more of the digit."""
+    for candidate in candidates[:MAX_CANDIDATES]:
+        if (closer := closer_look(source, ink_box(candidate), scale)) is None:
+            continue
+        closer_ink, box = closer
+        if box is None or side_of(ink_box(candidate)) < DETAIL_SIDE:
+            return closer_ink
+        top, left, bottom, right = (math.floor(box[0] / scale), math.floor(box[1] / scale),
+                                    math.ceil(box[2] / scale), math.ceil(box[3] / scale))
+        within = ink[top:bottom, left:right]
+        return crop_to_ink(within) if within.any() else closer_ink
+    return None
+
+
+def closer_look(source: Image.Image, box: tuple[int, int, int, int],
+                scale: float) -> tuple[np.ndarray, tuple[int, int, int, int] | None] | None:
+    """The ink in ``box`` (of a copy ``scale`` times smaller than ``source``) found again on the
+    region round it cut out of ``source``, cropped, and its box in ``source`` where it is the
+    whole of the box's ink (None where it is a part); None if it is no digit there. The region is
+    reduced so the box's longer side is at most CLOSE_SIDE; its margin is CROP_MARGIN of that
+    side and FAINT_REACH copy pixels at least (a digit's faint parts were lost on the copy).
+    Where the digit found there runs into the region's edge, the margin is doubled; where it is
+    a small part of the box (a digit beside a stamp), it is looked at again on its own."""
+    top, left, bottom, right = (round(edge * scale) for edge in box)
+    margin, whole = None, True
+    for _ in range(CLOSER_LOOKS):
+        side = max(bottom - top, right - left, 1)
+        margin = margin or round(max(CROP_MARGIN * side, FAINT_REACH * scale))
+        region = (max(0, left - margin), max(0, top - margin), min(source.width, right + margin),
+                  min(source.height, bottom + margin))
+        reduction = min(1.0, CLOSE_SIDE / side)
+        if (region_ink := ink_of_region(source, region, reduction)) is None:
+            return None
+        candidates = digit_candidates(region_ink)
+        aimed = [round((edge - offset) * reduction) for edge, offset in
+                 zip((top, left, bottom, right), (region[1], region[0], region[1], region[0]))]
+        ink = next((candidate for candidate in candidates if overlaps(ink_box(candidate), aimed)), None)
+        if ink is None:
+            return None             # only other marks near it are digits: they get their own look
+        if runs_into_edge(ink, region, source.size):
+            margin *= 2
+        elif reduction < 1 and side_of(ink_box(ink)) < side * reduction / 2:
+            found = ink_box(ink)
+            top, left, bottom, right = (round(edge / reduction) + offset for edge, offset in
+                                        zip(found, (region[1], region[0], region[1], region[0])))
+            margin, whole = None, False
+        else:
+            break
+    found = ink_box(ink)
+    in_source = tuple(round(edge / reduction) + offset for edge, offset in
+                      zip(found, (region[1], region[0], region[1], region[0])))
+    return crop_to_ink(ink), in_source if whole else None
+
+
+def ink_of_region(source: Image.Image, region: tuple[int, int, int, int], reduction: float) -> np.ndarray | None:
+    """The ink found on ``region`` (left, top, right, bottom) of ``source``, reduced by
+    ``reduction`` (at most 1); None where there is none. The closer look of a digit and of a
+    number's digit both read the upload's own pixels so."""
+    crop = source.crop(region)
+    try:
+        return find_ink(to_greyscale(crop, max(1, round(max(crop.size) * reduction))))
+    except InputError:
+        return None
+
+
+def runs_into_edge(ink: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> bool:
+    """Whether ``ink`` (found in ``region`` of an image of ``size``) reaches an edge of the
+    region that is not the image's own."""
+    top, left, bottom, right = ink_box(ink)
+    return ((top == 0 and region[1] > 0) or (left == 0 and region[0] > 0) or
+            (bottom == ink.shape[0] and region[3] < size[1]) or (right == ink.shape[1] and region[2] < size[0]))
+
+
+def full_resolution(image: Image.Image, data: bytes, max_pixels: int, mark: np.ndarray | None,
+                    working_side: int) -> Image.Image:
+    """``image`` with the pixels a closer look needs: other formats are decoded whole already; a
+    JPEG is decoded again, at the DCT scale that gives the ink of ``mark`` (the working copy's
+    one mark, in a copy of longer side ``working_side``) CLOSE_SIDE pixels, or at full size
+    where there is no one mark (none found, or several: a small digit may hide among them)."""
+    if image.format not in JPEG_FORMATS:
+        return image
+    if mark is None:
+        return open_image(data, max_pixels, longest=None)
+    return open_image(data, max_pixels, longest=math.ceil(working_side * CLOSE_SIDE / side_of(ink_box(mark))))
