@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import string
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,13 @@ def drawn(paint, size: int = 200) -> np.ndarray:
     return np.asarray(canvas, np.float32) / 255
 
 
+@lru_cache(maxsize=None)
+def font_of(path: Path) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(path), 96)
+
+
 def letter(font_path: Path, rng: np.random.Generator) -> np.ndarray | None:
-    font = ImageFont.truetype(str(font_path), 96)
+    font = font_of(font_path)
     glyph = rng.choice(list(string.ascii_letters))
     canvas = Image.new("L", (200, 200), 0)
     ImageDraw.Draw(canvas).text((40, 20), glyph, fill=255, font=font)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -390,8 +391,10 @@ def other_writer_upload(pixels: np.ndarray, rng: np.random.Generator) -> bytes:
     return encode(Image.fromarray(255 - big if rng.random() < 0.5 else big), "PNG")
 
 
+@lru_cache(maxsize=2)
 def other_writers_set(seed: int = SET_SEED) -> tuple[list[bytes], np.ndarray]:
-    """All 1,797 optdigits digits as uploads (quick to make, so not cached) and their labels."""
+    """All 1,797 optdigits digits as uploads (quick to make, so not cached on disk; made once a
+    process) and their labels."""
     images, labels = load_optdigits(fetch_optdigits())
     rng = np.random.default_rng([seed, OTHER_WRITERS_STREAM])
     return [other_writer_upload(image, rng) for image in images], labels
