@@ -55,7 +55,8 @@ def read_one(client: Client, path: Path, args) -> dict:
     except ServerUnreachable:
         raise
     except DigitLensError as error:
-        return {"path": str(path), "error": {"status": error.status, "type": error.type, "message": error.message}}
+        return {"path": str(path), "error": {"status": error.status, "type": error.type, "message": error.message,
+                                             "request_id": error.request_id}}
     except OSError as error:
         return {"path": str(path), "error": {"status": None, "type": "unreadable", "message": str(error)}}
     line = {"path": str(path), **as_record(reading)}
@@ -98,7 +99,9 @@ def flat_charts(charts: dict) -> dict[str, str]:
 
 def table_line(line: dict) -> str:
     if "error" in line:
-        return f"{line['path']}\terror {line['error']['status'] or ''} {line['error']['type']}: {line['error']['message']}"
+        error = line["error"]
+        request = f" (request {error['request_id']})" if error.get("request_id") else ""
+        return f"{line['path']}\terror {error['status'] or ''} {error['type']}: {error['message']}{request}"
     if "number" in line:
         return f"{line['path']}\t{line['number'] or '-'}\t{line['confidence']:.1%}\t{len(line['digits'])} digits"
     notes = [note for note, on in (("not a digit", line["outlier"]),

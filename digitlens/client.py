@@ -30,11 +30,12 @@ Image = Union[str, os.PathLike, bytes, BinaryIO]
 
 
 class DigitLensError(Exception):
-    """The server answered with an error: ``status`` (HTTP), ``type`` (e.g. ``not_an_image``)."""
+    """The server answered with an error: ``status`` (HTTP), ``type`` (e.g. ``not_an_image``), and
+    ``request_id``, the id the server's log gives the request (None where the server sent none)."""
 
-    def __init__(self, status: int, type_: str, message: str):
-        super().__init__(f"{status} {type_}: {message}")
-        self.status, self.type, self.message = status, type_, message
+    def __init__(self, status: int, type_: str, message: str, request_id: str | None = None):
+        super().__init__(f"{status} {type_}: {message}" + (f" (request {request_id})" if request_id else ""))
+        self.status, self.type, self.message, self.request_id = status, type_, message, request_id
 
 
 class ServerUnreachable(DigitLensError):
@@ -185,7 +186,8 @@ def error_of(response: requests.Response) -> DigitLensError:
     except ValueError:
         body = {}
     message = body.get("message") or response.text.strip()[:200] or response.reason
-    return DigitLensError(response.status_code, str(body.get("type") or body.get("code") or response.reason), message)
+    return DigitLensError(response.status_code, str(body.get("type") or body.get("code") or response.reason), message,
+                          response.headers.get("X-Request-ID") or body.get("request_id"))
 
 
 def prediction(answer: dict) -> Prediction:

@@ -12,13 +12,15 @@ evaluate`, the outlier fitting, `bench/` and the tests call this same service.
 
 Headers (names case-insensitive): ``explain: True`` asks for attributions (TorchServe sets it
 on `/explanations`), ``X-Charts: 1`` for PNG charts, ``X-Target`` names the class to explain,
-``X-Read: number`` reads every digit of a written number.
+``X-Read: number`` reads every digit of a written number; ``X-Request-ID`` names the request (see
+request_id). docs/openapi.yaml describes every answer.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,8 @@ CHARTS_HEADER = "x-charts"
 TARGET_HEADER = "x-target"
 READ_HEADER = "x-read"
 EXPLAIN_HEADER = "explain"
+REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")   # a caller's id is kept if it is this; else the server makes one
 READ_MODES = ("digit", "number")
 REQUEST_REASONS = {         # refusals of what a request asks, beside image preparation's (digitlens.prepare.REASONS)
     "bad_target": "an X-Target that is no class of the model",
@@ -234,6 +238,13 @@ class ReadingService:
         items = [self.decode_request(body, headers) for body, headers in requests]
         readings = self.explain(items, self.predict(items))
         return [self.encode_response(item, reading) for item, reading in zip(items, readings)]
+
+    @staticmethod
+    def request_id(headers: Mapping[str, str] | None, made: str) -> str:
+        """The request's id: the caller's ``X-Request-ID`` where it is a plain token (REQUEST_ID),
+        else ``made`` (one the server made)."""
+        given = next((str(value) for name, value in (headers or {}).items() if str(name).lower() == REQUEST_ID_HEADER), "")
+        return given if REQUEST_ID.fullmatch(given) else made
 
     def describe(self) -> dict:
         return {"device": str(self.device), "visualised_layers": list(self.engine.layer_names),

@@ -38,7 +38,10 @@ class DigitLensHandler(BaseHandler):
 
     def preprocess(self, requests):
         started = time.perf_counter()
-        items = [self.service.decode_request(row.get("data", row.get("body")), self.context.get_all_request_header(index))
+        headers = [self.context.get_all_request_header(index) for index in range(len(requests))]
+        self.request_ids = [self.service.request_id(headers[index], self.context.get_request_id(index))
+                            for index in range(len(requests))]
+        items = [self.service.decode_request(row.get("data", row.get("body")), headers[index])
                  for index, row in enumerate(requests)]
         self._time("PreprocessTime", started)
         return items
@@ -64,8 +67,11 @@ class DigitLensHandler(BaseHandler):
             self._time("RenderTime", started)
         for index, ((status, answer), item) in enumerate(zip(answers, items)):
             self.context.set_response_content_type(index, "application/json")
+            self.context.set_response_header(index, "X-Request-ID", self.request_ids[index])
             if isinstance(item, Refusal):
+                answer["request_id"] = self.request_ids[index]
                 self.context.set_response_status(status, item.reason, index)
+                logger.info("request %s refused: %d %s: %s", self.request_ids[index], status, item.reason, item.message)
         self._count(tally(answers))
         return [json.dumps(answer) if status != 200 else answer for status, answer in answers]
 

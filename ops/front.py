@@ -33,7 +33,8 @@ def render_site(work_dir: Path, listen_port: int, replicas: list[str], catalogue
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "upstreams.conf").write_text(upstream_lines(replicas))
     values = {"LISTEN_PORT": f"127.0.0.1:{listen_port}", "WEB_ROOT": REPO_ROOT / "web", "MODEL_CATALOGUE": catalogue,
-              "TORCHSERVE_UPSTREAMS": work_dir / "upstreams.conf", "PREDICT_RATE_LIMIT": rate_limit}
+              "TORCHSERVE_UPSTREAMS": work_dir / "upstreams.conf", "PREDICT_RATE_LIMIT": rate_limit,
+              "OPENAPI_DOCUMENT": REPO_ROOT / "docs" / "openapi.yaml"}
     site = Template(NGINX_TEMPLATE.read_text()).safe_substitute(values)     # nginx's own $variables stay
     unfilled = sorted(set(re.findall(r"\$\{(\w+)\}", site)))
     if unfilled:

@@ -146,6 +146,8 @@ def serve_page(port: int, api_base: str, catalogue: Path) -> ThreadingHTTPServer
             path = self.path.split("?")[0]
             if path == "/config.js":
                 self._answer(f'window.DIGIT_LENS_API = "{api_base}";\n'.encode(), "text/javascript")
+            elif path == "/openapi.yaml":
+                self._answer((REPO_ROOT / "docs" / "openapi.yaml").read_bytes(), "application/yaml")
             elif path == "/models.json":
                 try:
                     self._answer(catalogue.read_bytes(), "application/json")

@@ -2,10 +2,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 
 from digitlens.config import ModelSpec
 from ops.archive import MODEL_DIR, build_archive, model_files
 from ops.serve import TorchServe, free_port
+from tests.contract import check_response
 
 
 def require_binary(name: str) -> str:
@@ -13,6 +15,22 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run `make system-deps`")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def answers_keep_the_contract():
+    """Every prediction or explanation answer any test receives over HTTP (the client's included)
+    is checked against docs/openapi.yaml as it arrives."""
+    send = requests.Session.send
+
+    def checked(session, request, **kwargs):
+        response = send(session, request, **kwargs)
+        check_response(response)
+        return response
+
+    requests.Session.send = checked
+    yield
+    requests.Session.send = send
 
 
 @pytest.fixture(scope="session")

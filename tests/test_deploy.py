@@ -6,11 +6,14 @@ import time
 
 import pytest
 import requests
+import schemathesis
 import yaml
 
 from ops.front import COMPOSE_RATE_LIMIT, Nginx, NginxFront, upstream_lines
 from ops.serve import REPO_ROOT, config_properties, free_port
 from tests.conftest import MODELS, require_binary
+from tests.contract import DOCUMENT
+from tests.test_contract import FUZZ_EXAMPLES, fuzz
 from tests.images import SEVEN, draw_strokes, encode
 
 DOCKER = REPO_ROOT / "docker"
@@ -140,7 +143,17 @@ def test_predictions_pass_through_nginx_and_management_does_not(nginx_front, tor
         assert "modelName" not in response.text
     too_big = requests.post(f"{nginx_front}/predictions/mnist", data=bytes(17 * 1024 * 1024),
                             headers={"Content-Type": "application/octet-stream"}, timeout=60)
-    assert too_big.status_code == 413
+    assert too_big.status_code == 413 and too_big.json()["type"] == "RequestEntityTooLarge"
+
+
+def test_generated_requests_through_the_front_get_no_5xx_and_conforming_answers(nginx_front, torchserve):
+    """The contract holds through nginx too (a request id made at the front, its own errors in JSON)."""
+    fuzz(schemathesis.openapi.from_path(DOCUMENT), nginx_front, torchserve, FUZZ_EXAMPLES // 3)
+    document = requests.get(f"{nginx_front}/openapi.yaml", timeout=10)
+    assert document.ok and document.content == DOCUMENT.read_bytes()
+    answer = requests.post(f"{nginx_front}/predictions/mnist", data=b"", headers={"Content-Type": "image/png"}, timeout=30)
+    assert answer.status_code == 400 and len(answer.headers["X-Request-ID"]) == 32      # nginx's $request_id
+    assert answer.json()["request_id"] == answer.headers["X-Request-ID"]
 
 
 def test_the_front_limits_each_client_address(nginx_front):
@@ -149,6 +162,9 @@ def test_the_front_limits_each_client_address(nginx_front):
     statuses = [session.post(f"{nginx_front}/predictions/mnist", data=b"", timeout=30,
                              headers={"Content-Type": "application/octet-stream"}).status_code for _ in range(150)]
     assert set(statuses) == {400, 429} and statuses[:30] == [400] * 30
+    limited = session.post(f"{nginx_front}/predictions/mnist", data=b"", timeout=30,
+                           headers={"Content-Type": "application/octet-stream"})
+    assert limited.status_code == 429 and limited.json()["type"] == "TooManyRequests"
 
 
 def test_prometheus_scrapes_torchserve_metrics(torchserve, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from digitlens.prepare import REASONS
 from digitlens.service import REQUEST_REASONS, STATUS, ReadingService, tally
+from tests.contract import check_service_answer
 from tests.images import SEVEN, STAR, bad_inputs, draw_strokes, encode
 from training.common import MODEL_DIR, load_model, reading_service
 from training.presentations import FORTY_TWO
@@ -28,7 +29,11 @@ def seven() -> bytes:
 
 
 def answer(service, body, headers=None) -> tuple[int, dict]:
-    return service.answer([(body, headers)])[0]
+    """The service's answer, checked against the API's contract as the handler would send it."""
+    status, result = service.answer([(body, headers)])[0]
+    path = "/explanations/mnist" if (headers or {}).get("explain") == "True" else "/predictions/mnist"
+    check_service_answer(path, status, result)
+    return status, result
 
 
 def test_every_refusal_reason_has_a_4xx_status():
