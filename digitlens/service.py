@@ -12,8 +12,8 @@ evaluate`, the outlier fitting, `bench/` and the tests call this same service.
 
 Headers (names case-insensitive): ``explain: True`` asks for attributions (TorchServe sets it
 on `/explanations`), ``X-Charts: 1`` for PNG charts, ``X-Target`` names the class to explain,
-``X-Read: number`` reads every digit of a written number; ``X-Request-ID`` names the request (see
-request_id). docs/openapi.yaml describes every answer.
+``X-Read: number`` reads every digit of a written number; ``X-Request-ID`` names the request in
+the log and the answer (see request_id). docs/openapi.yaml describes every answer.
 """
 from __future__ import annotations
 

@@ -67,9 +67,8 @@ class DigitLensHandler(BaseHandler):
             self._time("RenderTime", started)
         for index, ((status, answer), item) in enumerate(zip(answers, items)):
             self.context.set_response_content_type(index, "application/json")
-            self.context.set_response_header(index, "X-Request-ID", self.request_ids[index])
+            answer["request_id"] = self.request_ids[index]
             if isinstance(item, Refusal):
-                answer["request_id"] = self.request_ids[index]
                 self.context.set_response_status(status, item.reason, index)
                 logger.info("request %s refused: %d %s: %s", self.request_ids[index], status, item.reason, item.message)
         self._count(tally(answers))

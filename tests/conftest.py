@@ -7,7 +7,7 @@ import requests
 from digitlens.config import ModelSpec
 from ops.archive import MODEL_DIR, build_archive, model_files
 from ops.serve import TorchServe, free_port
-from tests.contract import check_response
+from tests.contract import check_response, serving_the_api
 
 
 def require_binary(name: str) -> str:
@@ -60,8 +60,11 @@ PAGE_PORT = free_port()
 
 
 def start_torchserve(store: Path, work_dir: Path, models: dict[str, str]) -> TorchServe:
-    return TorchServe(store, models, work_dir, inference_port=free_port(), management_port=free_port(),
-                      metrics_port=free_port(), grpc_ports=(free_port(), free_port()), page_origin=f"http://127.0.0.1:{PAGE_PORT}", quiet=True).start()
+    server = TorchServe(store, models, work_dir, inference_port=free_port(), management_port=free_port(),
+                        metrics_port=free_port(), grpc_ports=(free_port(), free_port()),
+                        page_origin=f"http://127.0.0.1:{PAGE_PORT}", quiet=True)
+    serving_the_api(server.inference_url)
+    return server.start()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The API's contract, docs/openapi.yaml: every answer the test suite receives from a prediction or
-an explanation is checked against it (conftest.py hooks `requests`), and so are the reading
-service's answers in process."""
+an explanation of a server that serves the API (a TorchServe or an nginx front the tests started,
+each registered with serving_the_api) is checked against it (conftest.py hooks `requests`), and so
+are the reading service's answers in process."""
 from __future__ import annotations
 
 import json
@@ -19,8 +20,17 @@ CONTRACT_PATHS = re.compile(r"^/(predictions|explanations)/[^/]+(/[^/]+)?$")
 SERVER = "http://127.0.0.1:8080"        # the document's first server: the tests' servers listen elsewhere
 
 
+API_BASES: set[str] = set()            # the base URLs of the servers that serve the API
+
+
 class BrokenContract(AssertionError):
     pass
+
+
+def serving_the_api(base_url: str) -> str:
+    """Register a server whose answers are checked against the document; returns ``base_url``."""
+    API_BASES.add(base_url.rstrip("/"))
+    return base_url
 
 
 @lru_cache(maxsize=1)
@@ -42,11 +52,12 @@ def check_answer(method: str, path: str, status: int, headers: dict, body: bytes
 
 def check_response(response: requests.Response) -> None:
     """Check one HTTP answer, where it is an answer the document describes."""
-    path = urlsplit(response.request.url).path
-    if response.request.method != "POST" or not CONTRACT_PATHS.match(path):
+    url = urlsplit(response.request.url)
+    if (response.request.method != "POST" or not CONTRACT_PATHS.match(url.path)
+            or f"{url.scheme}://{url.netloc}" not in API_BASES):
         return
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-    check_answer("POST", path, response.status_code, dict(response.headers), response.content, content_type)
+    check_answer("POST", url.path, response.status_code, dict(response.headers), response.content, content_type)
 
 
 def check_service_answer(path: str, status: int, answer: dict, request_id: str = "in-process") -> None:

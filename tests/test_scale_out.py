@@ -8,6 +8,7 @@ import requests
 
 from ops.front import UNLIMITED, NginxFront
 from ops.serve import free_port
+from tests.contract import serving_the_api
 from tests.conftest import start_torchserve
 from tests.test_reliability import good_requests
 from tests.traffic import Traffic
@@ -34,6 +35,7 @@ def two_replicas(model_store, tmp_path):
 def front(two_replicas, model_store, tmp_path):
     addresses = [replica.inference_url.removeprefix("http://") for replica in two_replicas]
     front = NginxFront(tmp_path / "nginx", free_port(), addresses, model_store / "models.json", UNLIMITED).start()
+    serving_the_api(front.url)
     yield front
     front.stop()
 
