@@ -15,7 +15,8 @@ from tests.conftest import MODELS
 from training.presentations import encode, load_test_set, product_cutout, product_photo
 
 OCTET = {"Content-Type": "application/octet-stream"}
-RESPONSE_KEYS = {"digit", "label", "confidence", "probabilities", "model", "outlier_score", "outlier", "looks_like_number"}
+RESPONSE_KEYS = {"digit", "label", "confidence", "probabilities", "model", "outlier_score", "outlier", "looks_like_number",
+                 "request_id"}
 
 
 def predict_fashion(server, body, headers=None, **kwargs) -> requests.Response:

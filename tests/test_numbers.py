@@ -68,7 +68,7 @@ def test_a_drawn_42_is_read_over_http_with_its_boxes_and_charts(torchserve, spec
     body = encode(draw_strokes(FORTY_TWO, pen=0.05), "PNG")
     answer = read(torchserve, body, {"X-Charts": "1"}).json()
     assert answer["number"] == "42" and answer["model"] == {"name": "mnist", "version": "1.0"}
-    assert set(answer) == {"number", "confidence", "digits", "model"}
+    assert set(answer) == {"number", "confidence", "digits", "model", "request_id"}
     assert answer["confidence"] == pytest.approx(np.prod([digit["confidence"] for digit in answer["digits"]]), abs=1e-5)
     for digit in answer["digits"]:
         assert {"digit", "label", "confidence", "probabilities", "box", "outlier_score", "outlier", "charts"} == set(digit)
