@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus prometheus-alertman
 	fonts-open-sans fonts-sil-andika fonts-opendyslexic
 CODE := $(wildcard digitlens/*.py digitlens/prepare/*.py handler/*.py model/*.py)
 
-.PHONY: venv data train train-fashion outliers evaluate mar serve stop test bench system-deps kubernetes-config clean
+.PHONY: venv data train train-fashion outliers evaluate mar serve stop test fuzz bench system-deps kubernetes-config clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -36,7 +36,10 @@ train: data                         ## retrain model/mnist.pt and its report (~1
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --out .cache/low-resolution
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/low-resolution/mnist.pt --epochs 5 --lr 0.006 \
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 \
-		--restroked-share 0.15 --keep-init-share 0.2
+		--restroked-share 0.15 --keep-init-share 0.2 --out .cache/typefaces
+	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/typefaces/mnist.pt --epochs 6 --lr 0.01 \
+		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 \
+		--restroked-share 0.15 --outlier-exposure 0.25 --exposure-weight 0.5
 	$(PY) -m training.outliers --model mnist
 	$(PY) -m training.evaluate --model mnist
 
@@ -71,6 +74,9 @@ system-deps:                        ## Debian packages the browser and deploymen
 
 test: venv system-deps data
 	$(PY) -m pytest tests
+
+fuzz: venv system-deps data          ## the API fuzzed from docs/openapi.yaml: 300 generated requests per operation (make test runs 25)
+	DIGITLENS_FUZZ_EXAMPLES=300 $(PY) -m pytest tests -k generated_requests
 
 bench: venv mar
 	$(PY) -m bench.run

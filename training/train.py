@@ -28,6 +28,7 @@ from training.augment import LOW_RESOLUTION_SHARE, augmenter
 from training.data import DATASET_SHA256, fetch_dataset, load_split
 from training.common import MODEL_DIR, validation_split_index
 from training.evaluate import evaluate_on_test_set, predict_all
+from training.exposure import exposure_pool
 from training.typefaces import typeface_digits
 
 DEFAULTS = {"epochs": 28, "lr": 0.08, "label_smoothing": 0.05}
@@ -58,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--typeface-share", type=float, default=0.0,
                         help="share of the training images that are digits set in typefaces (handwriting only; "
                              "see training.typefaces)")
+    parser.add_argument("--outlier-exposure", type=float, default=0.0,
+                        help="non-examples added to each batch, as a share of its digits (training.exposure); their "
+                             "loss pulls the network's output toward uniform")
+    parser.add_argument("--exposure-weight", type=float, default=0.5,
+                        help="weight of the non-examples' loss against the digits' (Hendrycks et al.: 0.5)")
     parser.add_argument("--init", type=Path, help="start from these weights (fine-tuning) instead of from scratch")
     parser.add_argument("--keep-init-share", type=float, default=0.0,
                         help="with --init: save this share of the starting weights plus the rest of the trained "
@@ -104,17 +110,30 @@ def accuracy_of(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     return (predict_all(model, images, spec) == labels).double().mean().item() if len(images) else float("nan")
 
 
-def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator) -> tuple[float, float]:
+def train_epoch(model, ema, optimizer, scheduler, images, labels, spec, args, augment, generator,
+                non_examples: torch.Tensor | None = None) -> tuple[float, float]:
+    """One pass over ``images``; with ``non_examples`` (outlier exposure) each batch also carries
+    --outlier-exposure of them, augmented as the digits are, whose cross-entropy against the
+    uniform distribution is added with --exposure-weight."""
     model.train()
     device = next(model.parameters()).device
     order = torch.randperm(len(images), generator=generator)
     total_loss = correct = 0.0
     for start in range(0, len(order), args.batch_size):
         index = order[start:start + args.batch_size]
-        batch = augment(images[index].float().unsqueeze(1) / 255.0, generator).to(device, non_blocking=True)
+        batch = images[index]
+        exposed = 0
+        if non_examples is not None:
+            exposed = round(args.outlier_exposure * len(index))
+            batch = torch.cat([batch, non_examples[torch.randint(len(non_examples), (exposed,), generator=generator)]])
+        batch = augment(batch.float().unsqueeze(1) / 255.0, generator).to(device, non_blocking=True)
         target = labels[index].to(device, non_blocking=True)
         logits = model(spec.normalise(batch))
+        if exposed:
+            logits, outlier_logits = logits[:len(index)], logits[len(index):]
         loss = F.cross_entropy(logits, target, label_smoothing=args.label_smoothing)
+        if exposed:
+            loss = loss - args.exposure_weight * F.log_softmax(outlier_logits, 1).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -146,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         train_index = train_index[:args.limit]
     train_images, train_labels = with_typefaces(images[train_index], labels[train_index], args.typeface_share)
     val_images, val_labels = images[val_index], labels[val_index]
+    non_examples = None
+    if args.outlier_exposure:
+        if dataset != "mnist":
+            raise SystemExit(f"--outlier-exposure has non-examples for digits: it does not apply to {dataset}")
+        non_examples = torch.from_numpy(exposure_pool(spec))
+        print(f"outlier exposure: {args.outlier_exposure:.0%} of each batch from {len(non_examples)} non-examples",
+              flush=True)
 
     device = torch.device(args.device)
     model = load_network(args.config.parent / spec.network_file, spec.network, len(spec.labels), args.init).to(device)
@@ -164,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(1, args.epochs + 1):
         epoch_start = time.perf_counter()
         loss, train_acc = train_epoch(model, ema, optimizer, scheduler, train_images, train_labels, spec, args,
-                                      augment, generator)
+                                      augment, generator, non_examples)
         val_acc = accuracy_of(ema.module, val_images, val_labels, spec)
         seconds = time.perf_counter() - epoch_start
         history.append({"epoch": epoch, "loss": round(loss, 5), "train_accuracy": round(train_acc, 5),
@@ -186,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "low_resolution_share": args.low_resolution_share,
         "widened_share": args.widened_share, "restroked_share": args.restroked_share,
         "typeface_share": args.typeface_share, "as_served": args.as_served, "seed": args.seed,
+        "outlier_exposure": args.outlier_exposure, "exposure_weight": args.exposure_weight,
         "training_images": len(train_images), "validation_images": len(val_index),
         "validation_accuracy": round(val_acc, 5), "keep_init_share": args.keep_init_share,
         "training_seconds": round(training_seconds, 1), "history": history,
