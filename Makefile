@@ -36,10 +36,7 @@ train: data                         ## retrain model/mnist.pt and its report (~1
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --out .cache/low-resolution
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/low-resolution/mnist.pt --epochs 5 --lr 0.006 \
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 \
-		--restroked-share 0.15 --keep-init-share 0.2 --out .cache/typefaces
-	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/typefaces/mnist.pt --epochs 6 --lr 0.01 \
-		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 \
-		--restroked-share 0.15 --outlier-exposure 0.25 --exposure-weight 0.5
+		--restroked-share 0.15 --keep-init-share 0.2
 	$(PY) -m training.outliers --model mnist
 	$(PY) -m training.evaluate --model mnist
 

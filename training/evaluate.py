@@ -31,6 +31,7 @@ from digitlens.config import ModelSpec
 from digitlens.service import ReadingService
 from training.common import MODEL_DIR, dataset_of, load_model, prepared_batch, reading_service, validation_split
 from training.data import fetch_dataset, load_split
+from training.exposure import MEASURED_KINDS_TRAINED_ON
 from training.non_examples import EVALUATION_SEED, EVALUATION_SIZE, outlier_kinds, outlier_set
 from training.numbers import NUMBER_KINDS, number_set
 from training.presentations import PAGE_KINDS, SET_SEED, SETS_OF_DATASET, as_mnist_png, ink_sizes, presentation_set
@@ -179,9 +180,12 @@ def fit_outlier_threshold(model: torch.nn.Module, spec: ModelSpec, cache_dir: Pa
     return round(float(np.nanquantile(outlier_scores, 1 - FLAGGED_SHARE)), 4)
 
 
-def evaluate_outliers(model: torch.nn.Module, spec: ModelSpec, dataset: str, digit_scores: dict) -> dict:
+def evaluate_outliers(model: torch.nn.Module, spec: ModelSpec, dataset: str, digit_scores: dict,
+                      trained_on: tuple[str, ...] = ()) -> dict:
     """Per kind of non-example (fitted kinds drawn anew, and held-out kinds): AUROC of the
-    score against every served set's real images, and the share caught (flagged or refused)."""
+    score against every served set's real images, and the share caught (flagged or refused). A
+    kind is held out where neither the scorer's fit nor the network's training (``trained_on``,
+    outlier exposure) saw its kind."""
     service = reading_service(model, spec, "outliers")
     real = np.concatenate(list(digit_scores.values()))
     report = {}
@@ -190,7 +194,7 @@ def evaluate_outliers(model: torch.nn.Module, spec: ModelSpec, dataset: str, dig
             batch, refused = prepared_batch(service, outlier_set(dataset, kind, EVALUATION_SIZE, EVALUATION_SEED))
             _, outlier_scores = served_readings(service, batch, refused)
             scored = outlier_scores[~np.isnan(outlier_scores)]
-            report[kind] = {"held_out": held_out, "images": len(batch), "refused": len(refused),
+            report[kind] = {"held_out": held_out and kind not in trained_on, "images": len(batch), "refused": len(refused),
                             "auroc": round(auroc(scored, real), 4) if len(scored) else None,
                             "caught": round((len(refused) + int((scored > spec.outlier_above).sum())) / len(batch), 4)}
     return report
@@ -317,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     report["served"], digit_scores = evaluate_served(model, spec, kinds)
     if spec.outlier_scorer:
         report["outlier_above"] = spec.outlier_above
-        report["outliers"] = evaluate_outliers(model, spec, dataset, digit_scores)
+        trained_on = MEASURED_KINDS_TRAINED_ON if report.get("outlier_exposure") else ()
+        report["outliers"] = evaluate_outliers(model, spec, dataset, digit_scores, trained_on)
     if spec.preprocess == "digit":
         report["numbers"] = evaluate_numbers(model, spec)
     report_path.write_text(json.dumps(report, indent=2) + "\n")

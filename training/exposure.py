@@ -24,6 +24,8 @@ from training.data import DEFAULT_CACHE, fetch_dataset, load_split
 from training.non_examples import as_ink, fitted_shape, fonts, letter, pattern, presented, scribble
 from training.presentations import GARMENT_KINDS, encode, product_photo
 
+MEASURED_KINDS_TRAINED_ON = ("letters", "scribbles", "shapes", "patterns", "garments")   # make evaluate's kinds
+                            # (training.non_examples) whose kind these are: not held out from a network trained on them
 POOL_SIZE = 12000           # prepared non-examples a training run draws from
 POOL_SEED = 31
 POOL_VERSION = 1            # bump when a kind changes, so a cached pool is made anew
