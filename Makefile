@@ -73,7 +73,7 @@ test: venv system-deps data
 	$(PY) -m pytest tests
 
 fuzz: venv system-deps data          ## the API fuzzed from docs/openapi.yaml: 300 generated requests per operation (make test runs 25)
-	DIGITLENS_FUZZ_EXAMPLES=300 $(PY) -m pytest tests -k generated_requests
+	DIGITLENS_FUZZ_EXAMPLES=300 $(PY) -m pytest tests -k generated_requests -n 0 -s
 
 bench: venv mar
 	$(PY) -m bench.run

@@ -88,7 +88,7 @@ def fuzz(schema, base_url: str, server, examples: int = FUZZ_EXAMPLES) -> None:
     ``base_url``: no 5xx, every answer as documented, and no worker of ``server`` restarted."""
     workers = server.worker_pids("mnist")
     for operation in schema.get_all_operations():
-        operation = operation.ok()
+        operation, calls = operation.ok(), []
 
         @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
@@ -97,8 +97,10 @@ def fuzz(schema, base_url: str, server, examples: int = FUZZ_EXAMPLES) -> None:
             if case.path_parameters:
                 case.path_parameters = {name: SERVED[name] for name in case.path_parameters}
             case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
+            calls.append(case)
 
         call()
+        print(f"{operation.label}: {len(calls)} generated requests, every answer as documented")
     assert server.worker_pids("mnist") == workers
 
 
