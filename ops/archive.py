@@ -54,7 +54,7 @@ def build_archive(name: str, version: str, weights: Path, config: Path, model_fi
             raise FileNotFoundError(f"{path} does not exist")
     store.mkdir(parents=True, exist_ok=True)
     target = store / archive_name(name, version)
-    with tempfile.TemporaryDirectory() as staging:
+    with tempfile.TemporaryDirectory() as staging, tempfile.TemporaryDirectory() as scratch:
         # The archiver copies a folder's contents to the archive root, so stage the package one level down.
         shutil.copytree(REPO_ROOT / "digitlens", Path(staging) / "digitlens",
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -67,7 +67,7 @@ def build_archive(name: str, version: str, weights: Path, config: Path, model_fi
             "--handler", str(handler),
             "--extra-files", staging, "--config-file", str(config),
             "--export-path", staging, "--force",
-        ], check=True)
+        ], check=True, env=dict(os.environ, TMPDIR=scratch))   # it works in $TMPDIR/<name>: two builds at once collide there
         shutil.move(Path(staging) / f"{name}.mar", target)
     list_in_catalogue(store, name, version, config)
     return target

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -440,5 +441,7 @@ def stored_set(kind: str, size: int | None, cache: Path, seed: int) -> dict[str,
     stored = {"blob": np.frombuffer(b"".join(bodies), np.uint8), "ends": np.cumsum([len(b) for b in bodies]),
               "labels": labels[chosen], "ink_px": ink_px}
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **stored)
+    staged = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")    # two test processes may make the same set at once
+    np.savez(staged, **stored)
+    os.replace(staged, path)
     return stored
