@@ -14,6 +14,7 @@ import requests
 from digitlens.client import Client, DigitLensError, NumberReading, Prediction, ServerUnreachable
 from ops.archive import build_archive, model_files
 from ops.serve import REPO_ROOT, free_port
+from tests.test_inference_core import SUBSET
 from training.presentations import presentation_set
 
 SAMPLES = REPO_ROOT / "samples"
@@ -32,7 +33,7 @@ def uploads(tmp_path_factory):
     folder = tmp_path_factory.mktemp("uploads")
     (folder / "drawn").mkdir()
     for kind, where, suffix in (("photo", folder, "jpg"), ("canvas", folder / "drawn", "png")):
-        bodies, labels = presentation_set(kind)
+        bodies, labels = presentation_set(kind, size=SUBSET)      # the quality checks' sets: made once a run
         for index, (body, label) in enumerate(zip(bodies[:UPLOADS_OF_EACH], labels)):
             (where / f"{kind}-{index:02d}-label{label}.{suffix}").write_bytes(body)
     (folder / "broken.png").write_bytes(b"this is not a PNG")
