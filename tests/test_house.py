@@ -2,7 +2,6 @@
 import ast
 from pathlib import Path
 
-import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("digitlens", "handler", "ops", "training", "bench", "tests")
