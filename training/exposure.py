@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import numpy as np
 import skimage.data
-from PIL import Image
 
 from digitlens.config import ModelSpec
 from digitlens.prepare import InputError, prepare
 from training.common import validation_split_index
 from training.data import DEFAULT_CACHE, fetch_dataset, load_split
-from training.non_examples import as_ink, fitted_shape, fonts, letter, pattern, presented, scribble
-from training.presentations import GARMENT_KINDS, encode, product_photo
+from training.non_examples import as_ink, crop_of, fitted_shape, fonts, letter, pattern, presented, scribble
+from training.presentations import GARMENT_KINDS, product_photo
 
 MEASURED_KINDS_TRAINED_ON = ("letters", "scribbles", "shapes", "patterns", "garments")   # make evaluate's kinds
                             # (training.non_examples) whose kind these are: not held out from a network trained on them
 POOL_SIZE = 12000           # prepared non-examples a training run draws from
 POOL_SEED = 31
-POOL_VERSION = 1            # bump when a kind changes, so a cached pool is made anew
+POOL_VERSION = 2            # bump when a kind changes, so a cached pool is made anew
 MISSED_IN_A_ROW = 50        # a kind refused (or a bar) so often is left out: preparation catches it without the network
 MAX_OVERLAP = 4             # two digits run together overlap by this many pixels at most (more made one 8 of 3 and 0)
 STROKE_ASPECT = 0.3         # a prepared non-example whose ink is this narrow for its length is left out: it is a 1
@@ -39,14 +38,6 @@ def training_photos() -> list[np.ndarray]:
     faces = skimage.data.lfw_subset()
     return [skimage.data.stereo_motorcycle()[0], skimage.data.cell(), skimage.data.microaneurysms(),
             skimage.data.logo()[..., :3], *(np.round(face * 255).astype(np.uint8) for face in faces[::10])]
-
-
-def other_photo_crop(photos: list[np.ndarray], rng: np.random.Generator) -> bytes:
-    image = photos[int(rng.integers(len(photos)))]
-    side = int(rng.integers(max(4, min(image.shape[:2]) // 3), min(image.shape[:2]) + 1))
-    top, left = int(rng.integers(0, image.shape[0] - side + 1)), int(rng.integers(0, image.shape[1] - side + 1))
-    crop = Image.fromarray(image[top:top + side, left:left + side]).convert("RGB").resize((int(rng.integers(96, 400)),) * 2)
-    return encode(crop, "JPEG", quality=85)
 
 
 def run_together(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -91,7 +82,7 @@ def exposure_kinds() -> dict:
             "scribbles": lambda rng: presented(scribble(rng), rng),
             "shapes": lambda rng: presented(fitted_shape(rng), rng),
             "patterns": lambda rng: presented(pattern(rng), rng),
-            "other-photo-crops": lambda rng: other_photo_crop(photos, rng),
+            "other-photo-crops": lambda rng: crop_of(photos[int(rng.integers(len(photos)))], rng),
             "garments": a_garment,
             "two-digits-run-together": lambda rng: presented(run_together(digits, rng), rng)}
 

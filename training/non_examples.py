@@ -135,8 +135,11 @@ def pattern(rng: np.random.Generator) -> np.ndarray:
 def photo_crop(rng: np.random.Generator) -> bytes:
     """A crop of a photograph (scikit-image's samples: a cat, a rocket, coffee, coins, gravel ...) as JPEG."""
     image = getattr(skimage.data, PHOTOS[int(rng.integers(len(PHOTOS)))])()
-    if image.ndim == 3:
-        image = image[..., :3]
+    return crop_of(image[..., :3] if image.ndim == 3 else image, rng)
+
+
+def crop_of(image: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A square crop of a third of ``image``'s shorter side or more, resized to 96-400 px, as JPEG."""
     side = int(rng.integers(min(image.shape[:2]) // 3, min(image.shape[:2]) + 1))
     top, left = int(rng.integers(0, image.shape[0] - side + 1)), int(rng.integers(0, image.shape[1] - side + 1))
     crop = Image.fromarray(image[top:top + side, left:left + side]).resize((int(rng.integers(96, 400)),) * 2)
