@@ -38,10 +38,7 @@ class DigitLensHandler(BaseHandler):
 
     def preprocess(self, requests):
         started = time.perf_counter()
-        headers = [self.context.get_all_request_header(index) for index in range(len(requests))]
-        self.request_ids = [self.service.request_id(headers[index], self.context.get_request_id(index))
-                            for index in range(len(requests))]
-        items = [self.service.decode_request(row.get("data", row.get("body")), headers[index])
+        items = [self.service.decode_request(row.get("data", row.get("body")), self.context.get_all_request_header(index))
                  for index, row in enumerate(requests)]
         self._time("PreprocessTime", started)
         return items
@@ -67,10 +64,12 @@ class DigitLensHandler(BaseHandler):
             self._time("RenderTime", started)
         for index, ((status, answer), item) in enumerate(zip(answers, items)):
             self.context.set_response_content_type(index, "application/json")
-            answer["request_id"] = self.request_ids[index]
+            request_id = self.service.request_id(self.context.get_all_request_header(index),
+                                                 self.context.get_request_id(index))
+            answer["request_id"] = request_id
             if isinstance(item, Refusal):
                 self.context.set_response_status(status, item.reason, index)
-                logger.info("request %s refused: %d %s: %s", self.request_ids[index], status, item.reason, item.message)
+                logger.info("request %s refused: %d %s: %s", request_id, status, item.reason, item.message)
         self._count(tally(answers))
         return [json.dumps(answer) if status != 200 else answer for status, answer in answers]
 
