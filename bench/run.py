@@ -41,6 +41,7 @@ from ops.front import UNLIMITED, NginxFront
 from ops.serve import REPO_ROOT, TorchServe, config_properties, free_port
 from training.common import MODEL_DIR, load_model, reading_service
 from training.numbers import number_on_canvas
+from training.paper import paper_set
 from training.presentations import encode, load_test_set, presentation_set, scanned_page
 
 SAMPLES = REPO_ROOT / "samples"
@@ -76,6 +77,7 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
     marker, blur = presentation_set("bold-marker-tight")[0][0], presentation_set("heavy-blur")[0][0]
     page, _ = scanned_page(load_test_set("mnist")[0][0], np.random.default_rng(0), ink_px=40, dpi=300)
     page_png, page_jpeg = encode(page, "PNG"), encode(page, "JPEG", quality=90)
+    in_a_box, on_squares = paper_set("form-box", 100)[0][0], paper_set("squared-paper", 100)[0][0]
     one = prepare(canvas, spec)
     single, batch8 = one.tensor[None], np.repeat(one.tensor[None], 8, axis=0)
     result = engine.predict(single)
@@ -107,6 +109,8 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
         stage_row("prepare A4 scan 300 dpi JPEG 2480x3508, ink 40 px", timed(lambda: prepare(page_jpeg, spec), few)),
         stage_row("prepare bold marker, tight crop", timed(lambda: prepare(marker, spec), repeat)),
         stage_row("prepare heavy blur JPEG", timed(lambda: prepare(blur, spec), repeat)),
+        stage_row("prepare a digit in a form's box (training.paper)", timed(lambda: prepare(in_a_box, spec), repeat)),
+        stage_row("prepare a digit on squared paper (training.paper)", timed(lambda: prepare(on_squares, spec), repeat)),
         stage_row("read a digit, canvas PNG 280x280 (the service's answer)", one_digit := timed(read_one_digit, repeat)),
         stage_row("read a 4-digit number, canvas PNG 280x280 (the service's answer)",
                   four_digits := timed(read_four_digits, repeat)),

@@ -5,6 +5,7 @@ and write or check the report.
     python -m training.evaluate --model fashion
     python -m training.evaluate --model mnist --draw 7 --kinds heavy-blur,low-resolution   # another draw, 2,000 each
     python -m training.evaluate --model mnist --numbers   # only the whole numbers' part of the report
+    python -m training.evaluate --model mnist --paper     # only the digits on paper (training.paper)
 
 Accuracy is measured twice on the 10,000 test images: on the raw arrays (the model alone)
 and posted as PNG files through the reading service (`digitlens.service`), second look included
@@ -34,6 +35,7 @@ from training.data import fetch_dataset, load_split
 from training.exposure import MEASURED_KINDS_TRAINED_ON
 from training.non_examples import EVALUATION_SEED, EVALUATION_SIZE, outlier_kinds, outlier_set
 from training.numbers import NUMBER_KINDS, number_set
+from training.paper import EMPTY_KINDS, HELD_OUT, PAPER_KINDS, paper_set
 from training.presentations import PAGE_KINDS, SET_SEED, SETS_OF_DATASET, as_mnist_png, ink_sizes, presentation_set
 
 CALIBRATION_BINS = 15
@@ -246,6 +248,32 @@ def evaluate_numbers(model: torch.nn.Module, spec: ModelSpec) -> dict:
     return results
 
 
+def evaluate_paper(model: torch.nn.Module, spec: ModelSpec) -> dict:
+    """Per kind of paper (training.paper), tuned on and held out: the share read right, and the
+    share flagged as not a digit or refused; for the empty kinds, the share caught (all should be)."""
+    service = reading_service(model, spec, "paper")
+    results = {}
+    for kind in (*PAPER_KINDS, *(kind + HELD_OUT for kind in PAPER_KINDS), *EMPTY_KINDS):
+        bodies, labels = paper_set(kind)
+        batch, refused = prepared_batch(service, bodies)
+        probabilities, outlier_scores = served_readings(service, batch, refused)
+        caught = np.isnan(outlier_scores) | (outlier_scores > spec.outlier_above) if outlier_scores is not None \
+            else np.isin(np.arange(len(bodies)), refused)
+        results[kind] = {"images": len(bodies), "held_out": kind.endswith(HELD_OUT), "refused": len(refused),
+                         "flagged_or_refused": round(float(caught.mean()), 6)}
+        if kind not in EMPTY_KINDS:
+            results[kind]["accuracy"] = round(float(np.mean(probabilities.nan_to_num(-1).argmax(1).numpy() == labels)), 6)
+    return results
+
+
+def print_paper_table(paper: dict) -> None:
+    if paper:
+        print(f"{'paper':24} {'images':>6} {'accuracy':>9} {'flagged or refused':>19}")
+    for kind, result in paper.items():
+        accuracy = f"{result['accuracy']:9.2%}" if "accuracy" in result else f"{'-':>9}"
+        print(f"{kind:24} {result['images']:6d} {accuracy} {result['flagged_or_refused']:19.2%}")
+
+
 def print_number_table(numbers: dict) -> None:
     if numbers:
         print(f"{'numbers':24} {'count':>6} {'exact':>7} {'2-5 dig.':>8} {'counted':>8}")
@@ -284,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2000, help="uploads of each kind in a --draw")
     parser.add_argument("--kinds", help="comma-separated kinds for a --draw (default: all of the data set's)")
     parser.add_argument("--numbers", action="store_true", help="read the whole numbers only, into the report")
+    parser.add_argument("--paper", action="store_true",
+                        help="read the digits on paper (boxes, grids, ruled lines, underlines) only, into the report")
     args = parser.parse_args(argv)
     config, report_path = MODEL_DIR / f"{args.model}.yaml", MODEL_DIR / f"{args.model}-report.json"
     spec = ModelSpec.from_yaml(config)
@@ -297,12 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = fetch_dataset(dataset, args.data)
     model = load_model(args.weights or MODEL_DIR / f"{args.model}.pt", spec)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    if args.numbers:
+    if args.numbers or args.paper:
         if spec.preprocess != "digit":
-            parser.error(f"model {args.model} reads no numbers")
-        report["numbers"] = evaluate_numbers(model, spec)
+            parser.error(f"model {args.model} reads no digits on paper nor numbers")
+        if args.numbers:
+            report["numbers"] = evaluate_numbers(model, spec)
+        if args.paper:
+            report["paper"] = evaluate_paper(model, spec)
         report_path.write_text(json.dumps(report, indent=2) + "\n")
-        print_number_table(report["numbers"])
+        print_paper_table(report.get("paper", {}) if args.paper else {})
+        print_number_table(report.get("numbers", {}) if args.numbers else {})
         return 0
     temperature = calibrate(model, spec, data_dir, report.get("validation_images", 5000), report.get("seed", 1))
     if args.draw is not None:
@@ -324,11 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         trained_on = MEASURED_KINDS_TRAINED_ON if report.get("outlier_exposure") else ()
         report["outliers"] = evaluate_outliers(model, spec, dataset, digit_scores, trained_on)
     if spec.preprocess == "digit":
+        report["paper"] = evaluate_paper(model, spec)
         report["numbers"] = evaluate_numbers(model, spec)
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"temperature {temperature}, outlier_above {spec.outlier_above} (written to {config})")
     print_table(report["served"])
     print_outlier_table(report.get("outliers", {}))
+    print_paper_table(report.get("paper", {}))
     print_number_table(report.get("numbers", {}))
     return 0
 

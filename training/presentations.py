@@ -409,8 +409,7 @@ def presentation_set(kind: str, size: int | None = None, cache: Path = CACHE,
     if kind == OTHER_WRITERS:
         return other_writers_set(seed)
     stored = stored_set(kind, size, cache, seed)
-    blob, ends = stored["blob"], stored["ends"]
-    return [blob[start:end].tobytes() for start, end in zip(np.r_[0, ends[:-1]], ends)], stored["labels"]
+    return uploads_of(stored), stored["labels"]
 
 
 def ink_sizes(kind: str, size: int | None = None, cache: Path = CACHE, seed: int = SET_SEED) -> np.ndarray:
@@ -422,26 +421,47 @@ def stored_set(kind: str, size: int | None, cache: Path, seed: int) -> dict[str,
     """The cached arrays of a set (the uploads as one blob and their ends, labels, ink sizes
     where the kind states them), made first where missing."""
     size = size or (10000 if kind in WHOLE_TEST_SETS else PAGE_SET_SIZE if kind in PAGE_KINDS else SET_SIZE)
-    path = cache / f"{kind}-{size}-{seed}-v{SETS_VERSION}.npz"
+
+    def build() -> dict:
+        dataset, kinds = next((d, k) for d, k in KINDS_OF_DATASET.items() if kind in k)
+        images, labels = load_test_set(dataset)
+        stream = ADDED_STREAMS.get(kind) or sorted(set(kinds) - set(ADDED_STREAMS)).index(kind)
+        rng = np.random.default_rng([seed, stream])
+        chosen = rng.choice(len(images), size, replace=False)
+        bodies, ink_px = [], np.full(size, np.nan)
+        for index, image in enumerate(images[chosen]):
+            if kind in PAGE_KINDS:          # as KINDS[kind] does, keeping the size drawn
+                make, low = PAGE_KINDS[kind]
+                ink_px[index] = ink_on_page(rng, low)
+                bodies.append(make(image, rng, ink_px[index]))
+            else:
+                bodies.append(kinds[kind](image, rng))
+        return {"bodies": bodies, "labels": labels[chosen], "ink_px": ink_px}
+
+    return cached_arrays(cache / f"{kind}-{size}-{seed}-v{SETS_VERSION}.npz", build)
+
+
+def cached_uploads(path: Path, build) -> tuple[list[bytes], np.ndarray]:
+    """The uploads and labels stored at ``path`` (see cached_arrays)."""
+    stored = cached_arrays(path, build)
+    return uploads_of(stored), stored["labels"]
+
+
+def cached_arrays(path: Path, build) -> dict[str, np.ndarray]:
+    """The arrays stored at ``path``; where missing, made by ``build()``, whose uploads ("bodies",
+    a list of bytes) are stored as one blob and their ends, and saved."""
     if path.exists():
         return dict(np.load(path))
-    dataset, kinds = next((d, k) for d, k in KINDS_OF_DATASET.items() if kind in k)
-    images, labels = load_test_set(dataset)
-    stream = ADDED_STREAMS.get(kind) or sorted(set(kinds) - set(ADDED_STREAMS)).index(kind)
-    rng = np.random.default_rng([seed, stream])
-    chosen = rng.choice(len(images), size, replace=False)
-    bodies, ink_px = [], np.full(size, np.nan)
-    for index, image in enumerate(images[chosen]):
-        if kind in PAGE_KINDS:          # as KINDS[kind] does, keeping the size drawn
-            make, low = PAGE_KINDS[kind]
-            ink_px[index] = ink_on_page(rng, low)
-            bodies.append(make(image, rng, ink_px[index]))
-        else:
-            bodies.append(kinds[kind](image, rng))
-    stored = {"blob": np.frombuffer(b"".join(bodies), np.uint8), "ends": np.cumsum([len(b) for b in bodies]),
-              "labels": labels[chosen], "ink_px": ink_px}
-    cache.mkdir(parents=True, exist_ok=True)
+    stored = build()
+    bodies = stored.pop("bodies")
+    stored.update(blob=np.frombuffer(b"".join(bodies), np.uint8), ends=np.cumsum([len(b) for b in bodies]))
+    path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")    # two test processes may make the same set at once
     np.savez(staged, **stored)
     os.replace(staged, path)
     return stored
+
+
+def uploads_of(stored: dict[str, np.ndarray]) -> list[bytes]:
+    blob, ends = stored["blob"], stored["ends"]
+    return [blob[start:end].tobytes() for start, end in zip(np.r_[0, ends[:-1]], ends)]

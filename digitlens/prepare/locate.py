@@ -12,6 +12,7 @@ from digitlens.prepare.artefacts import paint_out_edge_bands, smooth_blocks
 from digitlens.prepare.decode import JPEG_FORMATS, open_image, to_greyscale
 from digitlens.prepare.errors import InputError
 from digitlens.prepare.light import flatten_background, isolate_ink, make_ink_light
+from digitlens.prepare.lines import remove_printed_lines
 from digitlens.prepare.marks import digit_candidates, digit_groups, looks_like_number
 from digitlens.prepare.primitives import crop_to_ink, ink_box, overlaps, side_of
 
@@ -25,8 +26,10 @@ LOCATE_SIDE = 560           # a working copy with no ink found in it is searched
 
 
 def find_ink(grey: np.ndarray) -> np.ndarray:
-    """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared."""
-    return isolate_ink(flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey)))))
+    """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared,
+    printed lines taken out."""
+    light_ink = flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey))))
+    return remove_printed_lines(isolate_ink(light_ink), light_ink)
 
 
 def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:

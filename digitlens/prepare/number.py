@@ -43,7 +43,12 @@ def number_digits(data: bytes, spec: ModelSpec) -> list[NumberDigit]:
     width, height = upright_size(image)
     for side in NUMBER_SIDES:
         grey = to_greyscale(image, side)
-        ink = find_ink(grey)
+        try:
+            ink = find_ink(grey)
+        except InputError:
+            if side == NUMBER_SIDES[-1] or max(image.size) <= side:
+                raise
+            continue        # small digits in a comb field's boxes may merge with them on this copy
         labels, groups = digit_groups(ink)
         if max(image.size) <= side or all(side_of(group.box) >= spec.content_size for group in groups):
             break       # the digits are large enough on this copy, or no closer copy has more pixels

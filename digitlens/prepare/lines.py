@@ -1,0 +1,210 @@
+"""Printed structure on the paper, taken out of the ink: the lines of ruled and squared paper,
+the frames of a form's boxes (alone or in a comb field), a line under the digit.
+
+What is printed is found among the ink's straight thin segments (digitlens.prepare.segments): a
+segment is printed where it runs across the image (ruled and squared paper), where both its
+ends meet other segments across it (a box's frame, a comb field's boxes), or where it lies
+under all the other ink and is wider than it (an underline). Only the thin part of a printed segment goes: a
+stroke that crosses it, or stands on it, is thicker across the line than the line is, and stays.
+
+Ink that is nothing but printed structure (an empty form) is no digit: refused as blank. A lone
+upright segment is not taken out: with nothing else on the page, it is the stroke of a one.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.morphology import skeletonize
+
+from digitlens.prepare.errors import InputError
+from digitlens.prepare.segments import (EIGHT_NEIGHBOURS, Segment, ink_and_print, print_thickness, straight_segments,
+                                        thick_runs)
+
+SMALLEST_PAGE = 64          # an image smaller than this is a digit alone (MNIST's 28 px): no print looked for
+MEETS = 3                   # pixels within which a segment's end meets a segment across it, ...
+OVERSHOOT = 0.15            # ... or this share of its length short of its end (a line run on past the corner)
+FRAME_SHARE = 0.35          # a frame's side is at least this share of the image's shorter side long (a stamp's is shorter),
+COMB_DIVIDERS = 3           # ... but where this many shorter sides divide the same two (a comb field of two boxes or more)
+LIKE_THICKNESS = 1.5        # a frame's opposite sides are at most this many times (and a pixel) as thick as each other,
+ACROSS_THICKNESS = 3        # ... the sides it meets this many (a digit overlapping a side thickens it; a digit's stroke is more)
+FRAME_SIDES = 0.1           # a frame's opposite sides are at least this share of the longer side apart
+EDGE = 0.05                 # ... and the share of the longer side within which it meets the image's edge
+LONE_LINE = 0.03            # a level line alone across the image is printed where at most this share of its length thick
+UNDERLINE_WIDTH = 1.1       # an underline is this many times wider than the ink above it, ...
+SEPARATE_UNDERLINE = 0.7    # ... or this many where it does not touch it; one that touches it is ...
+FRINGE = 2                  # pixels of an underline's blurred edge, beyond its thickness, that are still the line
+THINNER = 0.8               # ... at most this share of its strokes' width (a two's base is as wide as its strokes)
+
+
+def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
+    """``ink`` (light on black, found on ``light_ink``: the image with its ink made light and its
+    background flat) without the printed lines on it; InputError where that is all it is. Lines
+    are found on what stands LINE_CONTRAST above the paper of ``light_ink``: faint print falls
+    below the ink's noise floor in pieces, which would pass for specks of ink."""
+    if max(ink.shape) < SMALLEST_PAGE:
+        return ink
+    present = ink_and_print(ink, light_ink)
+    segments = [*straight_segments(present, axis=1), *straight_segments(present, axis=0)]
+    if not segments:
+        return ink
+    printed = printed_segments(segments, present.shape)
+    written = ink > 0
+    lying = [segment for segment in segments if segment.axis == 1 and segment not in printed]
+    for segment in sorted(lying, key=lambda segment: min(segment.first, segment.last)):    # highest first: of a
+        lower = [other.mask for other in lying if min(other.first, other.last) > max(segment.first, segment.last)]
+        if is_underline(segment, written & ~np.logical_or.reduce([np.zeros_like(written), *lower])):    # double
+            printed.append(segment)                                 # underline, the one under the digit first
+            written = written & ~segment.mask
+            printed.append(segment)
+            written = written & ~segment.mask
+    if not printed:
+        return ink
+    along = {axis: np.zeros_like(present) for axis in (0, 1)}
+    for segment in printed:
+        along[segment.axis] |= segment.mask
+    removed = np.zeros_like(present)
+    for segment in printed:
+        # A stroke crossing a line is longer across it than twice the line's thickness (the lines across it
+        # aside); a stroke along it, or a blob on it, is that thick both ways (where lines cross, they are not).
+        crossing = thick_runs(present & ~along[1 - segment.axis], 2 * segment.thickness + 1, axis=1 - segment.axis)
+        body = ndimage.binary_opening(present, np.ones((2 * segment.thickness + 1,) * 2, bool))
+        removed |= segment.mask & present & ~crossing & ~body
+    cleaned = np.where(removed | residue(ink > 0, removed, max(segment.thickness for segment in printed)), 0, ink)
+    if not cleaned.any():
+        raise InputError("no digit found: the image holds only printed lines", "blank")
+    return cleaned
+
+
+def residue(written: np.ndarray, removed: np.ndarray, thickness: int) -> np.ndarray:
+    """What is left of the lines: the marks of ``written`` that lie, all of them, within twice a
+    line's thickness (and a pixel or two) of the pixels ``removed``, and are no wider than that
+    one way at least (where lines crossed, a line's blurred edge; a small digit in a comb
+    field's box is more)."""
+    left = written & ~removed
+    reach = 2 * thickness + 3
+    near = ndimage.maximum_filter(removed.view(np.uint8), reach).view(bool)
+    labels, count = ndimage.label(left, EIGHT_NEIGHBOURS)
+    keep = np.zeros(count + 1, bool)
+    keep[labels[left & ~near]] = True
+    keep[1:] |= np.array([min(rows.stop - rows.start, columns.stop - columns.start) > reach
+                          for rows, columns in ndimage.find_objects(labels)], bool)
+    return left & ~keep[labels]
+
+
+def printed_segments(segments: list[Segment], shape: tuple[int, int]) -> list[Segment]:
+    """The printed ones of ``segments``: ruled and grid lines (both ends at the image's edges),
+    and the sides of frames: FRAME_SHARE of the image long at least, both ends on sides across
+    them (or edges), A and B, that another side along them, FRAME_SIDES apart, also meets: a
+    box's opposite side, a comb field's next box; each of them about as thick as it (print; a
+    side a digit overlaps measures thicker). A frame's sides hold each other up:
+    one whose sides across are too short to be a frame's (a stamp's) is none, and a digit's
+    stroke reaching from one side of its box to the other is thicker than the box's print."""
+    ends = [end_partners(segment, segments, shape) for segment in segments]
+    printed = {index for index, (first, last) in enumerate(ends) if first & EDGES and last & EDGES
+               and (len(segments) > 1 or lone_ruled_line(segments[index]))}
+    sides = {index for index, segment in enumerate(segments) if index not in printed
+             and segment.end - segment.start >= FRAME_SHARE * min(shape)}
+    sides |= comb_dividers(set(range(len(segments))) - printed - sides, segments, ends, sides | printed, shape)
+    while True:
+        held = printed | sides | EDGES
+        kept = {index for index in sides if frame_side(index, segments, ends, held, shape)}
+        if kept == sides:
+            return [segment for index, segment in enumerate(segments) if index in printed | sides]
+        sides = kept
+
+
+def comb_dividers(short: set, segments: list[Segment], ends: list[tuple[set, set]], long: set,
+                  shape: tuple[int, int]) -> set:
+    """Of the ``short`` segments, the dividers of a comb field's boxes: as thin as the two ``long``
+    sides they both meet, and COMB_DIVIDERS at least of them evenly spaced (the boxes' pitch; a
+    digit's stroke in a box, meeting the same sides on a small copy, lies between). A stamp's
+    frame, as wide, has two."""
+    between = {}
+    for index in short:
+        for a, b in {(a, b) for a in ends[index][0] & long for b in ends[index][1] & long if a != b}:
+            if segments[index].thickness <= LIKE_THICKNESS * min(segments[a].thickness, segments[b].thickness) + 1:
+                between.setdefault((a, b), set()).add(index)
+    dividers = set()
+    for candidates in between.values():
+        dividers |= evenly_spaced(candidates, segments, FRAME_SIDES * max(shape))
+    return dividers
+
+
+def evenly_spaced(candidates: set, segments: list[Segment], least_pitch: float) -> set:
+    """The most of ``candidates`` (parallel segments) that lie a whole number of one pitch apart,
+    within MEETS, the pitch least_pitch at least; none where fewer than COMB_DIVIDERS do."""
+    at = {index: (segments[index].first + segments[index].last) / 2 for index in candidates}
+    best = set()
+    for first, last in ((a, b) for a in at for b in at if at[b] - at[a] >= least_pitch):
+        for boxes in range(1, int((at[last] - at[first]) // least_pitch) + 1):
+            pitch = (at[last] - at[first]) / boxes
+            on = {index for index, x in at.items() if abs((x - at[first]) / pitch - round((x - at[first]) / pitch)) * pitch <= MEETS}
+            best = max(best, on, key=len)
+    return best if len(best) >= COMB_DIVIDERS else set()
+
+
+def lone_ruled_line(segment: Segment) -> bool:
+    """Whether ``segment``, alone across the image, is a ruled line: it lies (a one stands), and
+    it is thin for its length (LONE_LINE)."""
+    return segment.axis == 1 and segment.thickness <= LONE_LINE * (segment.end - segment.start)
+
+
+def frame_side(index: int, segments: list[Segment], ends: list[tuple[set, set]], held: set,
+               shape: tuple[int, int]) -> bool:
+    segment, (first, last) = segments[index], ends[index]
+    across = EDGES | {other for other in held - EDGES if segment.thickness <= ACROSS_THICKNESS * segments[other].thickness + 1}
+    return any({a, b} <= ends[other][0] | ends[other][1]
+               for a in first & across for b in last & across if a != b
+               for other in held - EDGES if other != index and segments[other].axis == segment.axis
+               and segment.thickness <= LIKE_THICKNESS * segments[other].thickness + 1
+               and abs(segments[other].first - segment.first) >= FRAME_SIDES * max(shape))
+
+
+EDGES = frozenset({"top", "left", "bottom", "right"})
+
+
+def end_partners(segment: Segment, segments: list[Segment], shape: tuple[int, int]) -> tuple[set, set]:
+    """What each end of ``segment`` meets: the indices of segments across it, and the image's edges."""
+    edge = max(MEETS, EDGE * max(shape))
+    height, width = shape
+    partners = []
+    overshoot = MEETS + OVERSHOOT * (segment.end - segment.start)
+    for along, across, inwards in ((segment.start, segment.first, 1), (segment.end - 1, segment.last, -1)):
+        row, column = (across, along) if segment.axis == 1 else (along, across)
+        met = {index for index, other in enumerate(segments) if other.axis != segment.axis
+               and other.start - MEETS <= across <= other.end + MEETS
+               and -MEETS - 1 <= inwards * (other.across_at(across) - along) <= overshoot}
+        met |= {name for name, near in (("top", row <= edge), ("bottom", row >= height - 1 - edge),
+                                        ("left", column <= edge), ("right", column >= width - 1 - edge)) if near}
+        partners.append(met)
+    return partners[0], partners[1]
+
+
+def is_underline(segment: Segment, ink: np.ndarray) -> bool:
+    """Whether horizontal ``segment`` lies under all the other ink and is wider than it
+    (UNDERLINE_WIDTH), or as wide as most of it where it stands apart (SEPARATE_UNDERLINE)."""
+    fringe = ndimage.maximum_filter(segment.mask.view(np.uint8), 2 * FRINGE + 1).view(bool)
+    above = ink & ~fringe                   # a pen's line is blurred beyond its usual thickness
+    rows = np.flatnonzero(above.any(axis=1))
+    if not len(rows) or rows[-1] > max(segment.first, segment.last) + MEETS:
+        return False
+    columns = np.flatnonzero(above.any(axis=0))
+    width = segment.end - segment.start
+    labels, _ = ndimage.label(ink, EIGHT_NEIGHBOURS)
+    touched = np.unique(labels[segment.mask & ink])
+    touching = np.isin(labels, touched[touched > 0]) & above
+    if not touching.any():
+        return width >= SEPARATE_UNDERLINE * (columns[-1] + 1 - columns[0])
+    # Where the ink it touches comes down onto it: a two's base, a stamp's bottom side, is met at an
+    # end; an underline within.
+    top = round(min(segment.first, segment.last) - segment.thickness / 2 - 1.5)
+    landing = np.flatnonzero(touching[max(0, top - 2 * segment.thickness):max(0, top)].any(axis=0))
+    margin = 2 * segment.thickness + MEETS
+    line = np.median((segment.mask & ink)[:, segment.start:segment.end].sum(axis=0))
+    return width >= UNDERLINE_WIDTH * (columns[-1] + 1 - columns[0]) and line <= THINNER * stroke_width(above) and \
+        (not len(landing) or segment.start + margin <= landing[0] and landing[-1] < segment.end - margin)
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """The usual width of ``ink``'s strokes, in pixels: its area over its centre lines' length."""
+    return ink.sum() / max(1, skeletonize(ink).sum())
