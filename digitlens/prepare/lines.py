@@ -31,9 +31,10 @@ FRAME_SIDES = 0.1           # a frame's opposite sides are at least this share o
 EDGE = 0.05                 # ... and the share of the longer side within which it meets the image's edge
 LONE_LINE = 0.03            # a level line alone across the image is printed where at most this share of its length thick
 UNDERLINE_WIDTH = 1.1       # an underline is this many times wider than the ink above it, ...
-SEPARATE_UNDERLINE = 0.7    # ... or this many where it does not touch it; one that touches it is ...
+SEPARATE_UNDERLINE = 0.7    # ... or this many where it does not touch it; one that touches it is, ...
 FRINGE = 2                  # pixels of an underline's blurred edge, beyond its thickness, that are still the line
 THINNER = 0.8               # ... at most this share of its strokes' width (a two's base is as wide as its strokes)
+END_SHARE = 0.3             #     where they land on it within this share of its width from an end
 
 
 def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
@@ -195,14 +196,21 @@ def is_underline(segment: Segment, ink: np.ndarray) -> bool:
     touching = np.isin(labels, touched[touched > 0]) & above
     if not touching.any():
         return width >= SEPARATE_UNDERLINE * (columns[-1] + 1 - columns[0])
+    if width < UNDERLINE_WIDTH * (columns[-1] + 1 - columns[0]):
+        return False
     # Where the ink it touches comes down onto it: a two's base, a stamp's bottom side, is met at an
-    # end; an underline within.
+    # end (and is as thick as the strokes above it where met towards an end); an underline within.
     top = round(min(segment.first, segment.last) - segment.thickness / 2 - 1.5)
     landing = np.flatnonzero(touching[max(0, top - 2 * segment.thickness):max(0, top)].any(axis=0))
+    if not len(landing):
+        return True
     margin = 2 * segment.thickness + MEETS
-    line = np.median((segment.mask & ink)[:, segment.start:segment.end].sum(axis=0))
-    return width >= UNDERLINE_WIDTH * (columns[-1] + 1 - columns[0]) and line <= THINNER * stroke_width(above) and \
-        (not len(landing) or segment.start + margin <= landing[0] and landing[-1] < segment.end - margin)
+    if landing[0] < segment.start + margin or landing[-1] >= segment.end - margin:
+        return False
+    towards = max(margin, END_SHARE * width)
+    if segment.start + towards <= landing[0] and landing[-1] < segment.end - towards:
+        return True
+    return np.median((segment.mask & ink)[:, segment.start:segment.end].sum(axis=0)) <= THINNER * stroke_width(above)
 
 
 def stroke_width(ink: np.ndarray) -> float:
