@@ -56,8 +56,6 @@ def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
         if is_underline(segment, written & ~np.logical_or.reduce([np.zeros_like(written), *lower])):    # double
             printed.append(segment)                                 # underline, the one under the digit first
             written = written & ~segment.mask
-            printed.append(segment)
-            written = written & ~segment.mask
     if not printed:
         return ink
     along = {axis: np.zeros_like(present) for axis in (0, 1)}
@@ -67,9 +65,11 @@ def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
     for segment in printed:
         # A stroke crossing a line is longer across it than twice the line's thickness (the lines across it
         # aside); a stroke along it, or a blob on it, is that thick both ways (where lines cross, they are not).
-        crossing = thick_runs(present & ~along[1 - segment.axis], 2 * segment.thickness + 1, axis=1 - segment.axis)
-        body = ndimage.binary_opening(present, np.ones((2 * segment.thickness + 1,) * 2, bool))
-        removed |= segment.mask & present & ~crossing & ~body
+        across = 2 * segment.thickness + 1
+        near = segment.around(2 * across + 2, present.shape)
+        crossing = thick_runs(present[near] & ~along[1 - segment.axis][near], across, axis=1 - segment.axis)
+        body = ndimage.binary_opening(present[near], np.ones((across, across), bool))
+        removed[near] |= segment.mask[near] & present[near] & ~crossing & ~body
     cleaned = np.where(removed | residue(ink > 0, removed, max(segment.thickness for segment in printed)), 0, ink)
     if not cleaned.any():
         raise InputError("no digit found: the image holds only printed lines", "blank")
@@ -184,7 +184,9 @@ def end_partners(segment: Segment, segments: list[Segment], shape: tuple[int, in
 def is_underline(segment: Segment, ink: np.ndarray) -> bool:
     """Whether horizontal ``segment`` lies under all the other ink and is wider than it
     (UNDERLINE_WIDTH), or as wide as most of it where it stands apart (SEPARATE_UNDERLINE)."""
-    fringe = ndimage.maximum_filter(segment.mask.view(np.uint8), 2 * FRINGE + 1).view(bool)
+    fringe = np.zeros_like(segment.mask)
+    near = segment.around(FRINGE + 1, fringe.shape)
+    fringe[near] = ndimage.maximum_filter(segment.mask[near].view(np.uint8), 2 * FRINGE + 1).view(bool)
     above = ink & ~fringe                   # a pen's line is blurred beyond its usual thickness
     rows = np.flatnonzero(above.any(axis=1))
     if not len(rows) or rows[-1] > max(segment.first, segment.last) + MEETS:

@@ -34,10 +34,17 @@ class Segment:
     first: float                # where it lies across its axis at its start and its end
     last: float
     thickness: int              # its ink's usual thickness across it, in pixels
+    box: tuple[slice, slice]    # the rows and columns its mask lies in
 
     def across_at(self, position: float) -> float:
         share = (position - self.start) / max(1, self.end - self.start)
         return self.first + share * (self.last - self.first)
+
+    def around(self, margin: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+        """Its box grown by ``margin`` pixels each way, within an image of ``shape``: what a
+        filter of that reach needs to see to give the same answer on its mask as on the image."""
+        return tuple(slice(max(0, part.start - margin), min(size, part.stop + margin))
+                     for part, size in zip(self.box, shape))
 
 
 def ink_and_print(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
@@ -91,7 +98,8 @@ def straight_segments(present: np.ndarray, axis: int) -> list[Segment]:
         mask[found] = near
         top, left = found[0].start, found[1].start
         segments.append(Segment(axis, mask if axis == 1 else mask.T, left + first, left + last + 1,
-                                top + offset + slope * first, top + offset + slope * last, thick))
+                                top + offset + slope * first, top + offset + slope * last, thick,
+                                found if axis == 1 else found[::-1]))
     return segments
 
 
