@@ -17,8 +17,8 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from digitlens.prepare.errors import InputError
-from digitlens.prepare.segments import (EIGHT_NEIGHBOURS, Segment, ink_and_print, print_thickness, straight_segments,
-                                        thick_runs)
+from digitlens.prepare.primitives import EIGHT_NEIGHBOURS
+from digitlens.prepare.segments import Segment, ink_and_print, print_thickness, straight_segments, thick_runs
 
 SMALLEST_PAGE = 64          # an image smaller than this is a digit alone (MNIST's 28 px): no print looked for
 MEETS = 3                   # pixels within which a segment's end meets a segment across it, ...

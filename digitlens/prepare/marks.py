@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from digitlens.prepare.primitives import dilate_3x3
+from digitlens.prepare.primitives import EIGHT_NEIGHBOURS, dilate_3x3
 
 LINE_REACH = 0.4            # a mark this share of the page long and LINE_ASPECT times longer than wide is a line ...
 LINE_ASPECT = 8             # ... (a ruled line, a scanner's dark edge), not a digit (see digit_candidates), ...
@@ -35,7 +35,6 @@ ROW_GAP = 1.5               # ... and at most this many of the taller one's heig
 MAX_WIDTH = 2               # no digit is this many times wider than tall
 FRAMED_MASS = 0.1           # a mark enclosing this share of its own ink is a frame (see digit_candidates)
 SPECK_GAP = 0.5             # marks this far apart at most (a share of the longer side of the group so far) are pieces of one digit
-EIGHT_NEIGHBOURS = np.ones((3, 3), bool)   # marks are labelled with diagonal neighbours joined
 
 
 def ink_marks(ink: np.ndarray) -> tuple[np.ndarray, int]:

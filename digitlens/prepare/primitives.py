@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from digitlens.prepare.errors import InputError
 
+EIGHT_NEIGHBOURS = np.ones((3, 3), bool)   # marks and lines are labelled with diagonal neighbours joined
 STRAY_PIXELS = 2            # the darkest and lightest pixels of an image this many are strays (see extremes)
 
 

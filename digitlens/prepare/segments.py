@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from digitlens.prepare.primitives import EIGHT_NEIGHBOURS
+
 LINE_CONTRAST = 0.03        # print this far above the paper (of full scale) is looked at for lines
 NOISE_FLOOR = 3             # ... and this many times the paper's usual grain
 SEGMENT_SHARE = 0.2         # a segment is at least this share of the image's extent along it long, ...
@@ -22,7 +24,6 @@ STRAIGHT = 1.5              # a segment's centre keeps within this many pixels o
 SLANT = 0.12                # a line climbs at most this much along its length (a photo turned by 7 degrees)
 GAP_SHARE = 0.03            # gaps in a faint line up to this share of the longer side are bridged
 ON_LINE = 0.5               # of a segment's thin columns, this share at least lie on its straight line
-EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 
 
 @dataclass(frozen=True, eq=False)
