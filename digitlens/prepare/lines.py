@@ -4,8 +4,9 @@ the frames of a form's boxes (alone or in a comb field), a line under the digit.
 What is printed is found among the ink's straight thin segments (digitlens.prepare.segments): a
 segment is printed where it runs across the image (ruled and squared paper), where both its
 ends meet other segments across it (a box's frame, a comb field's boxes), or where it lies
-under all the other ink and is wider than it (an underline). Only the thin part of a printed segment goes: a
-stroke that crosses it, or stands on it, is thicker across the line than the line is, and stays.
+under all the other ink and is wider than it (an underline). Only the thin part of a printed
+segment goes: a stroke that crosses it, or stands on it, is thicker across the line than the
+line is, and stays.
 
 Ink that is nothing but printed structure (an empty form) is no digit: refused as blank. A lone
 upright segment is not taken out: with nothing else on the page, it is the stroke of a one.
@@ -40,8 +41,8 @@ END_SHARE = 0.3             #     where they land on it within this share of its
 def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
     """``ink`` (light on black, found on ``light_ink``: the image with its ink made light and its
     background flat) without the printed lines on it; InputError where that is all it is. Lines
-    are found on what stands LINE_CONTRAST above the paper of ``light_ink``: faint print falls
-    below the ink's noise floor in pieces, which would pass for specks of ink."""
+    are found on the ink and the faint print of ``light_ink`` (segments.ink_and_print): faint
+    print falls below the ink's noise floor in pieces, which would pass for specks of ink."""
     if max(ink.shape) < SMALLEST_PAGE:
         return ink
     present = ink_and_print(ink, light_ink)
@@ -182,8 +183,10 @@ def end_partners(segment: Segment, segments: list[Segment], shape: tuple[int, in
 
 
 def is_underline(segment: Segment, ink: np.ndarray) -> bool:
-    """Whether horizontal ``segment`` lies under all the other ink and is wider than it
-    (UNDERLINE_WIDTH), or as wide as most of it where it stands apart (SEPARATE_UNDERLINE)."""
+    """Whether horizontal ``segment`` lies under all the other ink and, where it stands apart
+    from that ink, is as wide as most of it (SEPARATE_UNDERLINE); where the ink touches it, is
+    wider than it (UNDERLINE_WIDTH), the ink landing on it away from its ends, and, landing
+    within END_SHARE of an end, the line thinner than the ink's strokes (THINNER)."""
     fringe = np.zeros_like(segment.mask)
     near = segment.around(FRINGE + 1, fringe.shape)
     fringe[near] = ndimage.maximum_filter(segment.mask[near].view(np.uint8), 2 * FRINGE + 1).view(bool)
