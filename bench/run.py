@@ -40,7 +40,7 @@ from ops.archive import build_archive, model_files
 from ops.front import UNLIMITED, NginxFront
 from ops.serve import REPO_ROOT, TorchServe, config_properties, free_port
 from training.common import MODEL_DIR, load_model, reading_service
-from training.numbers import number_on_canvas
+from training.numbers import number_on_canvas, number_set
 from training.paper import paper_set
 from training.presentations import encode, load_test_set, presentation_set, scanned_page
 
@@ -91,12 +91,16 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
         render_input(one.pixels)
 
     number = number_on_canvas(list(load_test_set("mnist")[0][1:5]), np.random.default_rng(0))
+    touching = touching_number()
 
     def read_one_digit():
         service.answer([(canvas, None)])
 
     def read_four_digits():
         service.answer([(number, {"X-Read": "number"})])
+
+    def read_four_touching_digits():
+        service.answer([(touching, {"X-Read": "number"})])
 
     target = [int(result.probabilities[0].argmax())]
     few = max(10, repeat // 4)
@@ -116,6 +120,10 @@ def in_process(spec: ModelSpec, repeat: int, threads: int) -> list[tuple]:
                   four_digits := timed(read_four_digits, repeat)),
         ("4-digit number / one digit (medians)", f"{statistics.median(four_digits) / statistics.median(one_digit):.2f}x",
          "", ""),
+        stage_row("read a 4-digit number whose digits touch, canvas PNG (the service's answer)",
+                  four_touching := timed(read_four_touching_digits, repeat)),
+        ("4 touching digits / one digit (medians)",
+         f"{statistics.median(four_touching) / statistics.median(one_digit):.2f}x", "", ""),
         stage_row("forward + hooks + outlier score, 1 image", timed(lambda: engine.predict(single), repeat)),
         stage_row("forward + hooks + outlier score, batch of 8", timed(lambda: engine.predict(batch8), repeat)),
         stage_row("render probability chart", timed(lambda: chart.render(probabilities), repeat)),
@@ -205,8 +213,14 @@ def spread(ratios: list[float]) -> str:
     return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
-def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple], list[tuple], dict]:
+def touching_number() -> bytes:
+    """The first 4-digit number of the touching canvases (training.numbers), as the page sends it."""
+    return next(body for body, text, _ in number_set("touching-number-canvas", 20) if len(text) == 4)
+
+
+def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple], list[tuple], list[tuple]]:
     canvas = (SAMPLES / "seven-canvas.png").read_bytes()
+    touching = touching_number()
     _, _, network_file = model_files("mnist")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -230,6 +244,12 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
                 for concurrency in CONCURRENCY:
                     for target, (url, headers) in order:
                         runs.setdefault((target, concurrency), []).append(load(url, canvas, headers, concurrency, seconds))
+            url = targets["Digit Lens"][0]
+            latency = {"one digit (canvas)": [], "4-digit number whose digits touch (X-Read: number)": []}
+            for _ in range(rounds):     # one caller at a time: the latency a person sees
+                latency["one digit (canvas)"].append(load(url, canvas, PLAIN, 1, seconds)["p50"])
+                latency["4-digit number whose digits touch (X-Read: number)"].append(
+                    load(url, touching, {**PLAIN, "X-Read": "number"}, 1, seconds)["p50"])
             rss = {name: sum(psutil.Process(pid).memory_info().rss for pid in server.worker_pids(name)) / 2**20
                    for name, server in servers.items()}
         finally:
@@ -242,7 +262,10 @@ def over_http(settings: dict, rounds: int, seconds: float) -> tuple[list[tuple],
              str(sum(run["failures"] for run in runs[(target, c)])))
             for c in CONCURRENCY for target in targets for m in [median[(target, c)]]]
     memory = [("floor", f"{rss['floor']:.0f}"), ("Digit Lens", f"{rss['mnist']:.0f}")]
-    return rows, memory, median
+    one = statistics.median(latency["one digit (canvas)"])
+    latencies = [(name, f"{statistics.median(values):.1f}", f"{statistics.median(values) / one:.2f}x")
+                 for name, values in latency.items()]
+    return rows, memory, latencies
 
 
 def through_front(settings: dict, rounds: int, seconds: float) -> list[tuple]:
@@ -322,11 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     stages = "" if args.http_only else table((f"stage (ms, {threads} torch thread(s))", "median", "p95", "runs"),
                                              in_process(spec, args.repeat, threads))
     print(stages, flush=True)
-    http_rows, memory, _ = over_http(settings, args.rounds, args.seconds)
+    http_rows, memory, latencies = over_http(settings, args.rounds, args.seconds)
     http = table(("server", "concurrency", "req/s", "p50 ms", "p95 ms", "p99 ms", "req/s vs floor (range)", "p50 vs floor",
                   "failed"), http_rows)
     rss = table(("worker RSS after the runs", "MiB"), memory)
-    print(http, rss, sep="\n\n", flush=True)
+    latency = table(("one caller at a time", "p50 ms (median of rounds)", "vs one digit"), latencies)
+    print(http, rss, latency, sep="\n\n", flush=True)
     front = "" if args.no_front else table(
         ("request", "concurrency", "replicas x torch threads", "req/s", "p50 ms", "p95 ms", "req/s vs 1 replica", "failed"),
         through_front(settings, args.rounds, args.seconds))
@@ -339,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         f"max batch delay {settings['maxBatchDelay']} ms, {settings['threads']} torch thread(s) per worker. "
         f"HTTP: canvas PNG 280x280, {args.rounds} interleaved rounds of {args.seconds:g} s per case, medians.",
         "## In process", stages, "## Over HTTP: Digit Lens against the bare floor", http, rss,
+        "## Over HTTP: a number whose digits touch against one digit", latency,
     ] + ([] if args.no_front else ["## Through the nginx front: one TorchServe replica against two on the same cores", front])
     ) + "\n"
     args.out.write_text(report)

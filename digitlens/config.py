@@ -29,6 +29,7 @@ class ModelSpec:
     explain_methods: tuple[str, ...] = ()   # attribution methods `/explanations` offers
     explain_steps: int = 32         # integration steps of Integrated Gradients
     outlier_scorer: str = ""        # in model/, beside network_file: the fitted outlier score (digitlens.outliers); none if empty
+    string_reader: str = ""         # in model/: the weights of the reader that splits touching digits (digitlens.strings)
     outlier_above: float = 1.0      # a score above this is an outlier: not something the model can name
 
     def __post_init__(self):
@@ -85,6 +86,7 @@ class ModelSpec:
             explain_methods=tuple(section.get("explain", {}).get("methods", ())),
             explain_steps=int(section.get("explain", {}).get("steps", 32)),
             outlier_scorer=str(section.get("outlier_scorer", "")),
+            string_reader=str(section.get("string_reader", "")),
             outlier_above=float(section.get("outlier_above", 1.0)),
         )
 

@@ -32,8 +32,9 @@ import torch
 from digitlens.config import ModelSpec
 from digitlens.engine import InferenceEngine, load_network
 from digitlens.explain import Explainer
-from digitlens.job import Job, NumberJob, Reading
+from digitlens.job import Job, NumberJob, Reading, number_reading
 from digitlens.prepare import InputError, prepare, prepare_number
+from digitlens.strings import StringReader, several_digits, split_numbers
 from digitlens.render import ProbabilityChart, render_activation_grid, render_attribution_overlay, render_input
 
 CHARTS_HEADER = "x-charts"
@@ -79,6 +80,8 @@ class ReadingService:
         self.engine = InferenceEngine.for_model(network, spec, device, model_dir)
         self.explainer = Explainer(network, spec.blank_value, spec.explain_steps, device)
         self.chart = ProbabilityChart(spec.labels)
+        self.string_reader = StringReader.load(Path(model_dir) / spec.string_reader, device) \
+            if model_dir and spec.string_reader else None
 
     @classmethod
     def from_model_dir(cls, model_dir: Path, spec: ModelSpec, network_file: str, weights: str,
@@ -130,21 +133,29 @@ class ReadingService:
     # predict -------------------------------------------------------------------------------------
 
     def predict(self, items: list[Item]) -> list[Reading | None]:
-        """A Reading for every job (None for a refusal): one forward pass for all their images, each
-        digit of a number a row of the batch."""
+        """A Reading for every job (None for a refusal): one forward pass for all their images (a row
+        each digit of a number), once the string reader has split runs of touching digits (strings)."""
         jobs = [(index, item) for index, item in enumerate(items) if not isinstance(item, Refusal)]
         readings: list[Reading | None] = [None] * len(items)
         if not jobs:
             return readings
-        images = [image for _, job in jobs for image in job.images]
-        result = self.engine.predict(np.stack([image.tensor for image in images]),
+        numbers = split_numbers([job.parts for _, job in jobs if isinstance(job, NumberJob)], self.string_reader,
+                                self.engine, self.spec)
+        several = several_digits(self.string_reader, [None if isinstance(job, NumberJob) else job.image.strip
+                                                      for _, job in jobs])
+        splits = [numbers.pop(0) if isinstance(job, NumberJob) else None for _, job in jobs]
+        images = [[digit.image for digit, _ in split] if split is not None else [job.image]
+                  for (_, job), split in zip(jobs, splits)]
+        result = self.engine.predict(np.stack([image.tensor for row in images for image in row]),
                                      with_activations=any(job.charts and not job.explain for _, job in jobs))
         first = 0
-        for index, job in jobs:
-            rows = slice(first, first + len(job.images))
-            readings[index] = Reading(result.probabilities[rows],
-                                      None if result.outlier_scores is None else result.outlier_scores[rows],
-                                      {name: values[rows] for name, values in result.activations.items()})
+        for (index, job), row, split, wide in zip(jobs, images, splits, several):
+            rows = slice(first, first + len(row))
+            reading = Reading(result.probabilities[rows],
+                              None if result.outlier_scores is None else result.outlier_scores[rows],
+                              {name: values[rows] for name, values in result.activations.items()})
+            readings[index] = number_reading(reading, split) if split is not None else \
+                dataclasses.replace(reading, several_digits=wide)
             first = rows.stop
         return readings
 
@@ -173,7 +184,7 @@ class ReadingService:
             return 200, self._number(item, reading)
         answer = self._prediction(reading, 0)
         answer["model"] = self.model_info
-        answer["looks_like_number"] = item.image.looks_like_number
+        answer["looks_like_number"] = item.image.looks_like_number or bool(reading.several_digits)
         if item.explain:
             answer.update(self._explanation(item, *reading.explanation))
         elif item.charts:
@@ -196,20 +207,30 @@ class ReadingService:
         return prediction
 
     def _number(self, job: NumberJob, reading: Reading) -> dict:
-        """A number's confidence is the product of its digits': it is read right only if every digit is."""
+        """A number's confidence is the product of its digits': it is read right only if every
+        digit is. Where the network reads a digit the string reader read otherwise, the number
+        as the network reads it is the ``alternative``, and each reading's confidence is its
+        product's share of the two products."""
         digits = []
-        for row, digit in enumerate(job.digits):
+        for row, digit in enumerate(reading.digits):
             answer = self._prediction(reading, row)
             answer["box"] = list(digit.box)
             if job.charts:
                 answer["charts"] = self._charts(reading, row, digit.image.pixels)
             digits.append(answer)
-        return {
-            "number": "".join(answer["label"] for answer in digits) or None,
-            "confidence": round(math.prod(answer["confidence"] for answer in digits), 6) if digits else 0.0,
-            "digits": digits,
-            "model": self.model_info,
-        }
+        confidence = math.prod(answer["confidence"] for answer in digits) if digits else 0.0
+        number = {"number": "".join(answer["label"] for answer in digits) or None, "confidence": round(confidence, 6),
+                  "digits": digits, "model": self.model_info}
+        if reading.read_by_strings is not None and reading.read_by_strings.any():
+            other = reading.network_probabilities.argmax(1)
+            chosen = reading.probabilities.argmax(1)
+            if (other != chosen).any():
+                alternative = float(np.prod(reading.network_probabilities[np.arange(len(other)), other]))
+                total = max(confidence + alternative, 1e-12)
+                number["confidence"] = round(confidence * confidence / total, 6)
+                number["alternative"] = {"number": "".join(self.spec.labels[k] for k in other),
+                                         "confidence": round(alternative * alternative / total, 6)}
+        return number
 
     def _charts(self, reading: Reading, row: int, pixels: np.ndarray) -> dict:
         return {

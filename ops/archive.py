@@ -58,8 +58,9 @@ def build_archive(name: str, version: str, weights: Path, config: Path, model_fi
         # The archiver copies a folder's contents to the archive root, so stage the package one level down.
         shutil.copytree(REPO_ROOT / "digitlens", Path(staging) / "digitlens",
                         ignore=shutil.ignore_patterns("__pycache__"))
-        if scorer := ModelSpec.from_yaml(config).outlier_scorer:
-            shutil.copy(model_file.parent / scorer, Path(staging) / scorer)     # model/, beside the network file
+        spec = ModelSpec.from_yaml(config)
+        for extra in filter(None, (spec.outlier_scorer, spec.string_reader)):
+            shutil.copy(model_file.parent / extra, Path(staging) / extra)      # model/, beside the network file
         subprocess.run([
             str(Path(sys.executable).with_name("torch-model-archiver")),
             "--model-name", name, "--version", version,

@@ -12,8 +12,8 @@ and posted as PNG files through the reading service (`digitlens.service`), secon
 (what the endpoint answers).
 The presentation sets of the model's data set (`training.presentations`) go through
 the service too. The temperature is fitted on the validation split, never on test images. A digit model is also
-read on generated whole numbers (`training.numbers`: 2-6 MNIST test digits written apart), answered
-by the service as the endpoint answers `X-Read: number`.
+read on generated whole numbers (`training.numbers`: MNIST test digits written apart, close, or
+touching), answered by the service as the endpoint answers `X-Read: number`.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from training.common import MODEL_DIR, dataset_of, load_model, prepared_batch, r
 from training.data import fetch_dataset, load_split
 from training.exposure import MEASURED_KINDS_TRAINED_ON
 from training.non_examples import EVALUATION_SEED, EVALUATION_SIZE, outlier_kinds, outlier_set
-from training.numbers import NUMBER_KINDS, number_set
+from training.numbers import HELD_OUT_SETS, NUMBER_SETS, number_set
 from training.paper import EMPTY_KINDS, HELD_OUT, PAPER_KINDS, paper_set
 from training.presentations import PAGE_KINDS, SET_SEED, SETS_OF_DATASET, as_mnist_png, ink_sizes, presentation_set
 
@@ -229,7 +229,7 @@ def evaluate_numbers(model: torch.nn.Module, spec: ModelSpec) -> dict:
     with as many digits found as written, and the share read exactly by length."""
     service = reading_service(model, spec, "numbers")
     results = {}
-    for kind in NUMBER_KINDS:
+    for kind in NUMBER_SETS:
         exact, counted, lengths = [], [], []
         for body, truth, _ in number_set(kind):
             status, answer = service.answer([(body, {"X-Read": "number"})])[0]
@@ -241,9 +241,10 @@ def evaluate_numbers(model: torch.nn.Module, spec: ModelSpec) -> dict:
         exact, lengths = np.asarray(exact), np.asarray(lengths)
         results[kind] = {
             "numbers": len(exact), "exact": round(float(exact.mean()), 6),
-            "exact_2_to_5_digits": round(float(exact[lengths <= 5].mean()), 6),
+            "exact_2_to_5_digits": round(float(exact[(lengths >= 2) & (lengths <= 5)].mean()), 6),
             "digits_counted_right": round(float(np.mean(counted)), 6),
             "exact_by_length": {str(n): round(float(exact[lengths == n].mean()), 6) for n in sorted(set(lengths))},
+            "held_out": kind in HELD_OUT_SETS,
         }
     return results
 
@@ -276,9 +277,10 @@ def print_paper_table(paper: dict) -> None:
 
 def print_number_table(numbers: dict) -> None:
     if numbers:
-        print(f"{'numbers':24} {'count':>6} {'exact':>7} {'2-5 dig.':>8} {'counted':>8}")
+        print(f"{'numbers':32} {'count':>6} {'exact':>7} {'2-5 dig.':>8} {'counted':>8}")
     for kind, result in numbers.items():
-        print(f"{kind:24} {result['numbers']:6d} {result['exact']:7.2%} {result['exact_2_to_5_digits']:8.2%} "
+        name = kind + (" (held out)" if result.get("held_out") else "")
+        print(f"{name:32} {result['numbers']:6d} {result['exact']:7.2%} {result['exact_2_to_5_digits']:8.2%} "
               f"{result['digits_counted_right']:8.2%}")
 
 

@@ -1,13 +1,15 @@
 """Written numbers for evaluation: 2 to 6 MNIST test digits (writers the model never trained on)
-set side by side, apart, with their size, spacing and baseline varied, presented three ways:
+set side by side with their size, spacing and baseline varied, presented three ways:
 
     number-canvas   the page's canvas: dark strokes on a transparent ground, 1-4 times wider than tall
     number-brush    a brush tool: the strokes' centre lines drawn again with a round brush, dark on white
     number-photo    a phone photo of the number on paper (uneven light, noise, blur, JPEG)
 
-Each upload comes with its number (a string) and the digits' boxes in its pixels. Made by code
-with a fixed seed and not cached: 300 canvases or brush drawings take a few seconds, 300 photos
-about a minute and a half.
+and spaced three ways (SPACINGS): apart as most people write (``number-canvas`` ...), close but
+apart (``close-number-canvas`` ...), and touching, each digit run into the one before it or
+overlapping it a little (``touching-number-canvas`` ...). Each upload comes with its number (a
+string) and the digits' boxes in its pixels. Made by code with a fixed seed and not cached: 300
+canvases or brush drawings take a few seconds, 300 photos about a minute and a half.
 """
 from __future__ import annotations
 
@@ -26,10 +28,19 @@ NUMBER_SET_SIZE = 300           # numbers of each kind
 DIGIT_HEIGHT = 56               # px of a composed digit before its own scale (MNIST's 20 px of ink, doubled and more)
 
 
-def compose_number(digits: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+SPACINGS = ("apart", "close", "touching")
+CLOSE_GAP = (0.02, 0.12)        # close but apart: the gap between two digits' boxes, a share of the tallest digit
+TOUCH_OVERLAP = (0.0, 0.1)      # touching: how far a digit is pushed into the one before it once their ink meets
+INK = 0.3                       # coverage that counts as ink where digits are made to touch
+
+
+def compose_number(digits: list[np.ndarray], rng: np.random.Generator,
+                   spacing: str = "apart") -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """MNIST digits (uint8 28x28, light on black) written in a row: coverage in [0, 1] and each
     digit's box (x0, y0, x1, y1). Each is scaled by 0.8-1.15, moved up or down by up to a tenth of
-    its height, and set 0.12-0.6 of a height after the one before (never touching)."""
+    its height, and set after the one before: ``apart`` 0.12-0.6 of a height after it, ``close``
+    CLOSE_GAP of a height, ``touching`` moved left until its ink meets the ink before it, then
+    TOUCH_OVERLAP of a height further (overlapping ink is added, at most 1)."""
     pieces, heights = [], []
     for digit in digits:
         scale = DIGIT_HEIGHT / 20 * rng.uniform(0.8, 1.15)
@@ -41,16 +52,34 @@ def compose_number(digits: list[np.ndarray], rng: np.random.Generator) -> tuple[
     height = max(heights)
     margin = round(0.4 * height)
     shifts = [round(rng.uniform(-0.1, 0.1) * h) for h in heights]
-    gaps = [round(rng.uniform(0.12, 0.6) * height) for _ in pieces[1:]]
-    width = 2 * margin + sum(piece.shape[1] for piece in pieces) + sum(gaps)
+    low, high = {"apart": (0.12, 0.6), "close": CLOSE_GAP, "touching": TOUCH_OVERLAP}[spacing]
+    gaps = [round(rng.uniform(low, high) * height) for _ in pieces[1:]]
+    width = 2 * margin + sum(piece.shape[1] for piece in pieces) + (sum(gaps) if spacing != "touching" else 0)
     strip = np.zeros((height + 2 * margin + round(0.2 * height), width), np.float32)
     boxes, x = [], margin
     for index, piece in enumerate(pieces):
         top = margin + round(0.1 * height) + (height - piece.shape[0]) + shifts[index]     # on a shared baseline
-        strip[top:top + piece.shape[0], x:x + piece.shape[1]] = piece
+        if spacing == "touching" and index:
+            x = max(boxes[-1][0] + 1, touching_left(strip, piece, top) - gaps[index - 1])
+        strip[top:top + piece.shape[0], x:x + piece.shape[1]] = np.maximum(strip[top:top + piece.shape[0], x:x + piece.shape[1]], piece)
         boxes.append((x, top, x + piece.shape[1], top + piece.shape[0]))
-        x += piece.shape[1] + (gaps[index] if index < len(gaps) else 0)
-    return strip, boxes
+        x += piece.shape[1] + (gaps[index] if index < len(gaps) and spacing != "touching" else 0)
+    right = max(box[2] for box in boxes) + margin
+    return strip[:, :right], boxes
+
+
+def touching_left(strip: np.ndarray, piece: np.ndarray, top: int) -> int:
+    """The leftmost column at which ``piece``, set with its top at row ``top``, has its ink meet
+    (touch, eight-connected) the ink already on ``strip`` without overlapping it."""
+    rows = range(max(0, top - 1), min(strip.shape[0], top + piece.shape[0] + 1))
+    placed = [np.flatnonzero(strip[row] > INK) for row in rows]
+    left = 0
+    for offset, row in enumerate(rows):
+        own = [np.flatnonzero(piece[r - top] > INK) for r in (row - 1, row, row + 1) if 0 <= r - top < piece.shape[0]]
+        own = [cols for cols in own if cols.size]
+        if placed[offset].size and own:
+            left = max(left, placed[offset][-1] + 1 - min(int(cols[0]) for cols in own))
+    return left
 
 
 def digit_height(boxes) -> int:
@@ -122,17 +151,33 @@ def number_on_canvas(digits: list[np.ndarray], rng: np.random.Generator, side: i
 
 
 NUMBER_KINDS = {"number-canvas": number_canvas, "number-brush": number_brush, "number-photo": number_photo}
+NARROW = (1, 7)                 # narrow digits, at least half of a "narrow" set's digits
+NUMBER_SETS = {                 # name -> (presentation, spacing, lengths, narrow runs); the first three as before
+    **{kind: (kind, "apart", NUMBER_LENGTHS, False) for kind in NUMBER_KINDS},
+    **{f"{spacing}-{kind}": (kind, spacing, (1, 8), False) for spacing in SPACINGS[1:] for kind in NUMBER_KINDS},
+    "touching-narrow-number-canvas": ("number-canvas", "touching", (2, 8), True),
+}
+HELD_OUT_SETS = ("touching-number-brush", "touching-narrow-number-canvas")   # no setting of the reader was tried on these
 
 
 def number_set(kind: str, size: int = NUMBER_SET_SIZE, seed: int = NUMBER_SEED,
-               lengths: tuple[int, int] = NUMBER_LENGTHS) -> list[tuple[bytes, str, list[tuple[int, int, int, int]]]]:
-    """``size`` numbers of one kind: (upload bytes, the number, the digits' boxes in the upload)."""
-    images, labels = load_test_set("mnist")
-    rng = np.random.default_rng([seed, list(NUMBER_KINDS).index(kind)])
+               lengths: tuple[int, int] | None = None,
+               digits: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[bytes, str, list[tuple[int, int, int, int]]]]:
+    """``size`` numbers of one set (NUMBER_SETS; ``lengths`` the fewest and most digits, both
+    included, by default the set's; ``digits`` the images and labels they are made of, by
+    default MNIST's test set): (upload bytes, the number, the digits' boxes in the upload)."""
+    presentation, spacing, default_lengths, narrow = NUMBER_SETS[kind]
+    lengths = lengths or default_lengths
+    images, labels = digits if digits is not None else load_test_set("mnist")
+    narrow_ones = np.flatnonzero(np.isin(labels, NARROW))
+    rng = np.random.default_rng([seed, list(NUMBER_SETS).index(kind)])
     made = []
     for _ in range(size):
-        chosen = rng.choice(len(images), int(rng.integers(lengths[0], lengths[1] + 1)), replace=False)
-        strip, boxes = compose_number(list(images[chosen]), rng)
-        body, found = NUMBER_KINDS[kind](strip, boxes, rng)
+        count = int(rng.integers(lengths[0], lengths[1] + 1))
+        chosen = rng.choice(len(images), count, replace=False)
+        if narrow:
+            chosen[rng.permutation(count)[:max(1, (count + 1) // 2)]] = rng.choice(narrow_ones, max(1, (count + 1) // 2))
+        strip, boxes = compose_number(list(images[chosen]), rng, spacing)
+        body, found = NUMBER_KINDS[presentation](strip, boxes, rng)
         made.append((body, "".join(str(label) for label in labels[chosen]), found))
     return made

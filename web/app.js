@@ -213,7 +213,10 @@ function showReading(reading) {
 
 async function showNumber(result) {
   $("error").hidden = true;
-  $("status").textContent = result.number === null ? "No digit found in the image." : "";
+  const doubt = result.alternative ?
+    `Where digits touch the split is in doubt: perhaps ${result.alternative.number} ` +
+    `(${(result.alternative.confidence * 100).toFixed(1)} %).` : "";
+  $("status").textContent = result.number === null ? "No digit found in the image." : doubt;
   $("number-view").hidden = false;
   $("number").textContent = result.number ?? "–";
   $("model-name").textContent = `model ${result.model.name} v${result.model.version} · whole number ${(result.confidence * 100).toFixed(1)} %`;

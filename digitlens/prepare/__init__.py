@@ -6,10 +6,13 @@ expects. A stage a module, each importing only the stages beneath it:
     decode      request bodies, formats, pixel limits, EXIF, greyscale
     artefacts   blocky enlargements, scanner edges
     light       which side the ink is on, shadows and uneven light, the ink stretched
+    segments    straight thin segments of the ink and of faint print
+    lines       printed lines, grids, frames and underlines taken out of the ink
     marks       marks on the ink: candidates for a digit, groups into a number's digits
-    normalise   crop, scale, centre by mass (or trim and pad), the network's input
+    cuts        a run of touching digits cut apart where the string reader says
+    normalise   crop, scale, centre by mass (or trim and pad), the network's input; a run's strip
     locate      the digit's ink on a working copy, and a closer look on the upload's pixels
-    number      a number's digits, left to right, with their boxes
+    number      a number's groups of ink, left to right, with their boxes; runs split into digits
 
 A model's YAML names one of two ways (`preprocess:`), each following how its training set
 was made; `prepare` picks it:
@@ -33,18 +36,27 @@ from digitlens.prepare.decode import body_bytes, open_image, to_greyscale
 from digitlens.prepare.errors import REASONS, InputError
 from digitlens.prepare.locate import digit_ink
 from digitlens.prepare.normalise import (PreparedImage, as_network_input, digit_input, fit_longer_side,
-                                         ground_to_black, pad_to_square, trim_to_content)
-from digitlens.prepare.number import NumberDigit, number_digits
-from digitlens.prepare.primitives import border_median
+                                         ground_to_black, pad_to_square, strip_input, trim_to_content)
+from digitlens.prepare.number import MAX_DIGITS, NumberDigit, NumberPart, Run, number_parts, split_run
+from digitlens.prepare.primitives import border_median, ink_box
 
-__all__ = ["REASONS", "InputError", "NumberDigit", "PreparedImage", "prepare", "prepare_number"]
+WIDE_INK = 1.0              # one mark this many times wider than tall may be touching digits (see prepare_digit)
+
+__all__ = ["MAX_DIGITS", "REASONS", "InputError", "NumberDigit", "NumberPart", "PreparedImage", "Run", "prepare", "prepare_number",
+           "split_run"]
 
 
 def prepare_digit(data: bytes, spec: ModelSpec) -> PreparedImage:
-    """A drawn, photographed or scanned digit as MNIST presents one."""
+    """A drawn, photographed or scanned digit as MNIST presents one; ink as wide as WIDE_INK times
+    its height or more also as a strip, for the string reader to say whether it is touching digits."""
     ink, several = digit_ink(open_image(data, spec.max_pixels), data, spec.max_pixels)
     prepared = digit_input(ink, spec)
-    return dataclasses.replace(prepared, looks_like_number=True) if several else prepared
+    if several:
+        return dataclasses.replace(prepared, looks_like_number=True)
+    top, left, bottom, right = ink_box(ink)
+    if right - left >= WIDE_INK * (bottom - top):
+        return dataclasses.replace(prepared, strip=strip_input(ink[top:bottom, left:right]))
+    return prepared
 
 
 def prepare_photo(data: bytes, spec: ModelSpec) -> PreparedImage:
@@ -65,7 +77,8 @@ def prepare(body: bytes | str, spec: ModelSpec) -> PreparedImage:
     return PREPARERS[spec.preprocess](body_bytes(body), spec)
 
 
-def prepare_number(body: bytes | str, spec: ModelSpec) -> list[NumberDigit]:
-    """A request body holding a written number in, each digit's network input and box out, left
-    to right; raises InputError for anything unusable."""
-    return number_digits(body_bytes(body), spec)
+def prepare_number(body: bytes | str, spec: ModelSpec) -> list[NumberPart]:
+    """A request body holding a written number in, its groups of ink out, left to right: each a
+    digit's network input and box, and where it may be touching digits, a run to split
+    (split_run, where the string reader says); raises InputError for anything unusable."""
+    return number_parts(body_bytes(body), spec)

@@ -22,6 +22,7 @@ class PreparedImage:
     tensor: np.ndarray      # (1, size, size) float32, normalised as in training
     pixels: np.ndarray      # (size, size) uint8, what the network sees before normalisation
     looks_like_number: bool = False     # the upload holds several digits in a row (read it with prepare_number)
+    strip: np.ndarray | None = None     # ink wide enough to be touching digits, as the string reader's input
 
 
 def fit_longer_side(ink: np.ndarray, side: int) -> np.ndarray:
@@ -87,3 +88,22 @@ def as_network_input(light_on_dark: np.ndarray, spec: ModelSpec) -> PreparedImag
     pixels = np.round(network_input * 255).astype(np.uint8)
     tensor = spec.normalise(network_input).astype(np.float32)[None]
     return PreparedImage(tensor=tensor, pixels=pixels)
+
+
+STRIP_HEIGHT = 32           # a run of touching digits as the string reader sees it: the ink's height scaled to
+STRIP_CONTENT = 24          # STRIP_CONTENT rows, centred in STRIP_HEIGHT, STRIP_MARGIN empty columns each side,
+STRIP_MARGIN = 4            # and as many columns after as make the width a multiple of STRIP_STEP (the columns
+STRIP_STEP = 2              # of the strip a column of the reader's output stands for)
+
+
+def strip_input(ink: np.ndarray) -> np.ndarray:
+    """A run's ink (light on black, cropped to it) as the string reader's input: (STRIP_HEIGHT, W)
+    float32 in [0, 1], the ink scaled to STRIP_CONTENT rows and its own brightest pixel to 1."""
+    ink = ink.astype(np.float32) / max(float(ink.max()), 1e-6)
+    width = max(1, round(ink.shape[1] * STRIP_CONTENT / ink.shape[0]))
+    scaled = np.asarray(Image.fromarray(ink).resize((width, STRIP_CONTENT), Image.Resampling.BILINEAR), np.float32)
+    total = width + 2 * STRIP_MARGIN
+    strip = np.zeros((STRIP_HEIGHT, total + -total % STRIP_STEP), np.float32)
+    top = (STRIP_HEIGHT - STRIP_CONTENT) // 2
+    strip[top:top + STRIP_CONTENT, STRIP_MARGIN:STRIP_MARGIN + width] = np.clip(scaled, 0, 1)
+    return strip

@@ -1,0 +1,153 @@
+"""Reading a run of touching digits whole: a small network reads the run's ink left to right,
+a column at a time, and says where each digit lies (a CTC reader: a digit or "none" for every
+STRIP_STEP columns of the strip). The number reader (``prepare.number``, ``service``) uses it to split a
+run into its digits; each digit is then read by the digit network as any digit is.
+
+Pure functions and the network: no decoding, no server.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from digitlens.config import ModelSpec
+from digitlens.engine import InferenceEngine
+from digitlens.prepare import MAX_DIGITS, NumberDigit, NumberPart, PreparedImage, split_run
+from digitlens.prepare.normalise import STRIP_HEIGHT, STRIP_STEP
+
+NARROW_DIGITS = (1, 7)      # a run narrower than tall is split only where the reader reads one of these in it, ...
+SPLIT_BELOW = 0.999         # ... and unless the digit network reads it as one digit this surely
+BLANK = 0                   # the reader's "no digit here"; class k + 1 is digit k
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class StringNet(nn.Module):
+    """(N, 1, STRIP_HEIGHT, W) strips (normalise.strip_input) -> (N, 11, W / STRIP_STEP) logits:
+    blank, then the digits."""
+
+    def __init__(self, classes: int = 11, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_block(1, width), nn.MaxPool2d(2),                          # 16 x W/2
+            conv_block(width, 2 * width), nn.MaxPool2d((2, 1)),             # 8 x W/2
+            conv_block(2 * width, 3 * width), conv_block(3 * width, 3 * width), nn.MaxPool2d((2, 1)),   # 4 x W/2
+            conv_block(3 * width, 4 * width), nn.MaxPool2d((4, 1)),         # 1 x W/2
+        )
+        self.columns = nn.Sequential(
+            nn.Conv1d(4 * width, 4 * width, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv1d(4 * width, 4 * width, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv1d(4 * width, classes, 1),
+        )
+
+    def forward(self, strips: torch.Tensor) -> torch.Tensor:
+        return self.columns(self.features(strips).squeeze(2))
+
+
+@dataclass(frozen=True)
+class StringReading:
+    """What the reader made of a strip: the digits in order, and the strip columns each spans."""
+    digits: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]      # (first column, last column + 1) of each digit on the strip
+    probabilities: np.ndarray               # (digits, 10): each digit's probabilities, summed over its columns
+
+
+def read_columns(log_probabilities: np.ndarray) -> StringReading:
+    """The best path's digits (CTC's greedy decoding: the likeliest class in each column,
+    repeats merged, blanks dropped) from (11, columns) log-probabilities, with each digit's
+    columns on the strip and its probabilities over its columns."""
+    best = log_probabilities.argmax(0)
+    digits, spans, probabilities = [], [], []
+    start = None
+    for column in range(len(best) + 1):
+        label = best[column] if column < len(best) else BLANK
+        if start is not None and label != best[start]:
+            digits.append(int(best[start]) - 1)
+            spans.append((start * STRIP_STEP, column * STRIP_STEP))
+            share = np.exp(log_probabilities[1:, start:column]).sum(1)
+            probabilities.append(share / share.sum())
+            start = None
+        if start is None and label != BLANK:
+            start = column
+    return StringReading(tuple(digits), tuple(spans), np.asarray(probabilities, np.float32).reshape(-1, 10))
+
+
+class StringReader:
+    """The string reader's network, loaded once, reading strips in batches."""
+
+    def __init__(self, network: StringNet, device: torch.device):
+        self.network = network.eval().to(device)
+        self.device = device
+
+    @classmethod
+    def load(cls, weights: Path, device: torch.device) -> "StringReader":
+        network = StringNet()
+        network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return cls(network, device)
+
+    def read(self, strips: list[np.ndarray]) -> list[StringReading]:
+        """Each strip's reading, in one forward pass (the strips padded to the widest with empty columns)."""
+        if not strips:
+            return []
+        batch = np.zeros((len(strips), 1, STRIP_HEIGHT, max(strip.shape[1] for strip in strips)), np.float32)
+        for row, strip in enumerate(strips):
+            batch[row, 0, :, :strip.shape[1]] = strip
+        with torch.inference_mode():
+            log_probabilities = self.network(torch.from_numpy(batch).to(self.device)).log_softmax(1).float().cpu().numpy()
+        return [read_columns(log_probabilities[row, :, :strip.shape[1] // STRIP_STEP]) for row, strip in enumerate(strips)]
+
+
+def split_numbers(numbers: list[tuple[NumberPart, ...]], reader: StringReader | None, engine: InferenceEngine,
+                  spec: ModelSpec) -> list[list[tuple[NumberDigit, np.ndarray | None]]]:
+    """Each number's digits, left to right, with the string reader's probabilities for those it
+    read: a run (prepare.Run) is split where the reader reads several digits in it (one pass for
+    every run of the batch), the run is at least as wide as tall or one of them is narrow
+    (NARROW_DIGITS: two wide digits do not fit in less), and the digit network doubts the run is
+    one digit (doubted; one pass for the runs to be split), while the number stays within MAX_DIGITS. Without a reader every
+    group is one digit."""
+    runs = [part.run for parts in numbers for part in parts if part.run is not None]
+    strings = reader.read([run.strip for run in runs]) if reader else []
+    several = [part for parts in numbers for part in parts if part.run is not None] if reader else []
+    several = [part for part, string in zip(several, strings) if len(string.digits) > 1 and (
+        part.run.ink.shape[1] >= part.run.ink.shape[0] or set(string.digits) & set(NARROW_DIGITS))]
+    doubts = dict(zip(map(id, several), doubted(engine, [part.whole.image for part in several], spec) if several else []))
+    strings = iter(strings)
+    split = []
+    for parts in numbers:
+        digits = []
+        for position, part in enumerate(parts):
+            string = next(strings) if part.run is not None and reader else None
+            room = MAX_DIGITS - len(digits) - (len(parts) - position - 1)
+            if string is not None and 1 < len(string.digits) <= room and doubts.get(id(part), False):
+                between = [(before[1], after[0]) for before, after in zip(string.spans, string.spans[1:])]
+                pieces = split_run(part.run, between, spec)
+                if len(pieces) == len(string.digits):
+                    digits.extend(zip(pieces, string.probabilities))
+                    continue
+            digits.append((part.whole, None))
+        split.append(digits)
+    return split
+
+
+def doubted(engine: InferenceEngine, images: list[PreparedImage], spec: ModelSpec) -> np.ndarray:
+    """Which images the digit network doubts are one digit: read less surely than SPLIT_BELOW,
+    or flagged as no digit (a sure single reading vetoes a split: the reader splits a few wide
+    digits of photos in two, the network rarely reads two touching digits so surely as one)."""
+    result = engine.predict(np.stack([image.tensor for image in images]), with_activations=False)
+    doubts = result.probabilities.max(1) < SPLIT_BELOW
+    return doubts if result.outlier_scores is None else doubts | (result.outlier_scores > spec.outlier_above)
+
+
+def several_digits(reader: StringReader | None, strips: list[np.ndarray | None]) -> list[bool]:
+    """For each strip (None: ink too narrow to be several digits), whether the reader reads
+    several digits in it; one pass for them all."""
+    wide = [strip for strip in strips if strip is not None]
+    read = iter(reader.read(wide) if reader and wide else [])
+    return [strip is not None and reader is not None and len(next(read).digits) > 1 for strip in strips]
