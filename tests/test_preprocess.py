@@ -9,7 +9,7 @@ from PIL import Image
 
 from digitlens.prepare import InputError, prepare
 from digitlens.prepare.artefacts import block_side, smooth_blocks
-from digitlens.prepare.decode import body_bytes, decode_png, open_image, to_greyscale
+from digitlens.prepare.decode import body_bytes, decode_png, drawn_on_nothing, open_image, to_greyscale
 from digitlens.prepare.light import (BACKGROUND_THUMBNAIL, background_is_uneven, flatten_background, isolate_ink,
                                      make_ink_light, shadow_levels)
 from digitlens.prepare.marks import digit_candidates
@@ -68,6 +68,16 @@ def test_transparent_canvas_strokes_are_composited_onto_a_contrasting_ground():
     assert grey.min() < 0.2                               # strokes stay dark
     light_strokes = Image.open(io.BytesIO(encode(draw_strokes(SEVEN, ink=(255, 255, 255, 255)), "PNG")))
     assert np.median(to_greyscale(light_strokes)) == pytest.approx(0.0)
+
+
+def test_only_strokes_on_a_transparent_ground_are_drawn_on_nothing():
+    """A canvas drawing holds no printed paper, so its printed lines are not looked for."""
+    drawing = Image.open(io.BytesIO(encode(draw_strokes(SEVEN), "PNG")))
+    assert drawing.mode == "RGBA" and drawn_on_nothing(drawing)
+    opaque_ground = drawing.copy()
+    opaque_ground.putalpha(Image.new("L", drawing.size, 255))
+    assert not drawn_on_nothing(opaque_ground)          # a photo saved with an alpha channel
+    assert not drawn_on_nothing(drawing.convert("RGB")) and not drawn_on_nothing(drawing.convert("L"))
 
 
 def test_exif_orientation_is_honoured():

@@ -139,6 +139,15 @@ def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE, ground: int | 
     return weighted + (ground / 255.0) * (1.0 - alpha)
 
 
+def drawn_on_nothing(image: Image.Image) -> bool:
+    """Whether ``image`` is strokes on a transparent ground (a canvas drawing): its outermost
+    pixels all fully transparent. Such an image holds no printed paper (lines.remove_printed_lines)."""
+    if not (image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)):
+        return False
+    alpha = np.asarray(image.getchannel("A") if image.mode in ("RGBA", "LA") else image.convert("RGBA").getchannel("A"))
+    return not (alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any())
+
+
 def upright_size(image: Image.Image) -> tuple[int, int]:
     """The upright size of the upload ``image`` was opened from (open_image may have decoded a
     JPEG at a reduced scale, and an EXIF orientation of 5 to 8 swaps the sides)."""

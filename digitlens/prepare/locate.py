@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from digitlens.prepare.artefacts import paint_out_edge_bands, smooth_blocks
-from digitlens.prepare.decode import JPEG_FORMATS, open_image, to_greyscale
+from digitlens.prepare.decode import JPEG_FORMATS, drawn_on_nothing, open_image, to_greyscale
 from digitlens.prepare.errors import InputError
 from digitlens.prepare.light import flatten_background, isolate_ink, make_ink_light
 from digitlens.prepare.lines import remove_printed_lines
@@ -25,11 +25,12 @@ MAX_CANDIDATES = 5          # marks apart on a page looked at as the digit, at m
 LOCATE_SIDE = 560           # a working copy with no ink found in it is searched again at this longer side
 
 
-def find_ink(grey: np.ndarray) -> np.ndarray:
+def find_ink(grey: np.ndarray, printed: bool = True) -> np.ndarray:
     """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared,
-    printed lines taken out."""
+    printed lines taken out unless it cannot hold any (not ``printed``: a canvas drawing)."""
     light_ink = flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey))))
-    return remove_printed_lines(isolate_ink(light_ink), light_ink)
+    ink = isolate_ink(light_ink)
+    return remove_printed_lines(ink, light_ink) if printed else ink
 
 
 def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
@@ -44,8 +45,9 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     is not, once its text shows). Where none is, or the working copy shows no ink, the marks of
     a larger copy (LOCATE_SIDE) are looked at so: a digit too faint to show on the working copy."""
     grey = to_greyscale(image)
+    printed = not drawn_on_nothing(image)
     try:
-        ink = find_ink(grey)
+        ink = find_ink(grey, printed)
         candidates = digit_candidates(ink) or [ink]
     except InputError as refusal:
         ink, candidates, blank = None, [], refusal
@@ -66,7 +68,7 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
         source = full_resolution(image, data, max_pixels, None, max(grey.shape))
         located = to_greyscale(source, LOCATE_SIDE)
         try:
-            located_ink = find_ink(located)
+            located_ink = find_ink(located, printed)
             found = digit_candidates(located_ink) or [located_ink]
         except InputError:
             located_ink, found = None, []
@@ -143,7 +145,7 @@ def ink_of_region(source: Image.Image, region: tuple[int, int, int, int], reduct
     number's digit both read the upload's own pixels so."""
     crop = source.crop(region)
     try:
-        return find_ink(to_greyscale(crop, max(1, round(max(crop.size) * reduction))))
+        return find_ink(to_greyscale(crop, max(1, round(max(crop.size) * reduction))), not drawn_on_nothing(crop))
     except InputError:
         return None
 

@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from digitlens.config import ModelSpec
 from digitlens.prepare.cuts import pieces_between
-from digitlens.prepare.decode import JPEG_FORMATS, WORKING_SIDE, open_image, to_greyscale, upright_size
+from digitlens.prepare.decode import JPEG_FORMATS, WORKING_SIDE, drawn_on_nothing, open_image, to_greyscale, upright_size
 from digitlens.prepare.errors import InputError
 from digitlens.prepare.locate import CLOSE_SIDE, LOCATE_SIDE, find_ink, ink_of_region
 from digitlens.prepare.marks import digit_groups, ink_marks
@@ -63,10 +63,11 @@ def number_parts(data: bytes, spec: ModelSpec) -> list[NumberPart]:
     reader may split (split_run); InputError where no ink is found or too many groups for a number."""
     image = open_image(data, spec.max_pixels, longest=NUMBER_SIDES[-1])
     width, height = upright_size(image)
+    printed = not drawn_on_nothing(image)
     for side in NUMBER_SIDES:
         grey = to_greyscale(image, side)
         try:
-            ink = find_ink(grey)
+            ink = find_ink(grey, printed)
         except InputError:
             if side == NUMBER_SIDES[-1] or max(image.size) <= side:
                 raise
