@@ -107,25 +107,21 @@ class StringReader:
 def split_numbers(numbers: list[tuple[NumberPart, ...]], reader: StringReader | None, engine: InferenceEngine,
                   spec: ModelSpec) -> list[list[tuple[NumberDigit, np.ndarray | None]]]:
     """Each number's digits, left to right, with the string reader's probabilities for those it
-    read: a run (prepare.Run) is split where the reader reads several digits in it (one pass for
-    every run of the batch), the run is at least as wide as tall or one of them is narrow
-    (NARROW_DIGITS: two wide digits do not fit in less), and the digit network doubts the run is
-    one digit (doubted; one pass for the runs to be split), while the number stays within MAX_DIGITS. Without a reader every
+    read: a run (prepare.Run) is split where it may be several digits (may_split; the reader's
+    one pass for every run of the batch) and the digit network doubts it is one digit (doubted;
+    one pass for those runs), while the number stays within MAX_DIGITS. Without a reader every
     group is one digit."""
-    runs = [part.run for parts in numbers for part in parts if part.run is not None]
-    strings = reader.read([run.strip for run in runs]) if reader else []
-    several = [part for parts in numbers for part in parts if part.run is not None] if reader else []
-    several = [part for part, string in zip(several, strings) if len(string.digits) > 1 and (
-        part.run.ink.shape[1] >= part.run.ink.shape[0] or set(string.digits) & set(NARROW_DIGITS))]
-    doubts = dict(zip(map(id, several), doubted(engine, [part.whole.image for part in several], spec) if several else []))
-    strings = iter(strings)
+    runs = [part for parts in numbers for part in parts if part.run is not None] if reader else []
+    strings = dict(zip(map(id, runs), reader.read([part.run.strip for part in runs]) if runs else []))
+    candidates = [part for part in runs if may_split(part, strings[id(part)])]
+    doubts = doubted(engine, [part.whole.image for part in candidates], spec) if candidates else []
+    to_split = {id(part) for part, doubt in zip(candidates, doubts) if doubt}
     split = []
     for parts in numbers:
         digits = []
         for position, part in enumerate(parts):
-            string = next(strings) if part.run is not None and reader else None
-            room = MAX_DIGITS - len(digits) - (len(parts) - position - 1)
-            if string is not None and 1 < len(string.digits) <= room and doubts.get(id(part), False):
+            string = strings.get(id(part))
+            if id(part) in to_split and len(string.digits) <= MAX_DIGITS - len(digits) - (len(parts) - position - 1):
                 between = [(before[1], after[0]) for before, after in zip(string.spans, string.spans[1:])]
                 pieces = split_run(part.run, between, spec)
                 if len(pieces) == len(string.digits):
@@ -134,6 +130,14 @@ def split_numbers(numbers: list[tuple[NumberPart, ...]], reader: StringReader | 
             digits.append((part.whole, None))
         split.append(digits)
     return split
+
+
+def may_split(part: NumberPart, string: StringReading) -> bool:
+    """Whether the reader's reading of a run makes it several digits: it reads more than one,
+    and the run is at least as wide as tall or one of them is narrow (NARROW_DIGITS: two wide
+    digits do not fit in less)."""
+    height, width = part.run.ink.shape
+    return len(string.digits) > 1 and (width >= height or bool(set(string.digits) & set(NARROW_DIGITS)))
 
 
 def doubted(engine: InferenceEngine, images: list[PreparedImage], spec: ModelSpec) -> np.ndarray:
