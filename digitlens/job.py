@@ -38,9 +38,8 @@ class Reading:
     outlier_scores: np.ndarray | None           # (rows,) where the model has an outlier scorer
     activations: dict[str, np.ndarray]         # layer -> (rows, C, H, W); empty unless charts were asked
     explanation: tuple[int, np.ndarray, float] | None = None    # target, attributions (H, W), convergence delta
-    digits: tuple[NumberDigit, ...] = ()        # a number's digits, a row each, as its runs were split; the rows
-    read_by_strings: np.ndarray | None = None   # where (rows,) the string reader read the digit, and ...
-    network_probabilities: np.ndarray | None = None     # ... (rows, classes) what the network read there
+    digits: tuple[NumberDigit, ...] = ()        # a number's digits, a row each, as its runs were split
+    network_probabilities: np.ndarray | None = None     # a number's (rows, classes) as the network alone read them
     several_digits: bool = False                # one digit's ink the string reader reads as several touching
 
 
@@ -53,4 +52,4 @@ def number_reading(reading: Reading, digits: list[tuple[NumberDigit, np.ndarray 
     if by_strings.any():
         probabilities[by_strings] = np.stack([p for _, p in digits if p is not None])
     return dataclasses.replace(reading, probabilities=probabilities, digits=tuple(digit for digit, _ in digits),
-                               read_by_strings=by_strings, network_probabilities=reading.probabilities)
+                               network_probabilities=reading.probabilities)

@@ -184,7 +184,7 @@ class ReadingService:
             return 200, self._number(item, reading)
         answer = self._prediction(reading, 0)
         answer["model"] = self.model_info
-        answer["looks_like_number"] = item.image.looks_like_number or bool(reading.several_digits)
+        answer["looks_like_number"] = item.image.looks_like_number or reading.several_digits
         if item.explain:
             answer.update(self._explanation(item, *reading.explanation))
         elif item.charts:
@@ -210,7 +210,7 @@ class ReadingService:
         """A number's confidence is the product of its digits': it is read right only if every
         digit is. Where the network reads a digit the string reader read otherwise, the number
         as the network reads it is the ``alternative``, and each reading's confidence is its
-        product's share of the two products."""
+        product times that product's share of the two."""
         digits = []
         for row, digit in enumerate(reading.digits):
             answer = self._prediction(reading, row)
@@ -221,7 +221,7 @@ class ReadingService:
         confidence = math.prod(answer["confidence"] for answer in digits) if digits else 0.0
         number = {"number": "".join(answer["label"] for answer in digits) or None, "confidence": round(confidence, 6),
                   "digits": digits, "model": self.model_info}
-        if reading.read_by_strings is not None and reading.read_by_strings.any():
+        if reading.network_probabilities is not None:      # the rows the network alone read agree with it
             other = reading.network_probabilities.argmax(1)
             chosen = reading.probabilities.argmax(1)
             if (other != chosen).any():

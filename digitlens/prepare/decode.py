@@ -120,8 +120,7 @@ def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE, ground: int | 
         grey = shrink(image.convert("F"), longest)
         peak = 65535.0 if np.asarray(image.getextrema()).max() > 255 else 255.0
         return np.clip(np.asarray(grey, dtype=np.float32) / peak, 0, 1)
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
-    if not has_alpha:
+    if not has_alpha(image):
         grey = image if image.mode == "L" else image.convert("L")      # convert would copy an L image (1 ms an A4 page)
         return np.asarray(shrink(grey, longest), dtype=np.float32) / 255.0
     if image.mode not in ("RGBA", "LA"):                  # PA, P, RGBa, La go through RGBA
@@ -139,10 +138,14 @@ def to_greyscale(image: Image.Image, longest: int = WORKING_SIDE, ground: int | 
     return weighted + (ground / 255.0) * (1.0 - alpha)
 
 
+def has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
 def drawn_on_nothing(image: Image.Image) -> bool:
     """Whether ``image`` is strokes on a transparent ground (a canvas drawing): its outermost
     pixels all fully transparent. Such an image holds no printed paper (lines.remove_printed_lines)."""
-    if not (image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)):
+    if not has_alpha(image):
         return False
     alpha = np.asarray(image.getchannel("A") if image.mode in ("RGBA", "LA") else image.convert("RGBA").getchannel("A"))
     return not (alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any())
