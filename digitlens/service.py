@@ -140,7 +140,7 @@ class ReadingService:
         if not jobs:
             return readings
         numbers = split_numbers([job.parts for _, job in jobs if isinstance(job, NumberJob)], self.string_reader,
-                                self.engine, self.spec)
+                                self.spec)
         several = several_digits(self.string_reader, [None if isinstance(job, NumberJob) else job.image.strip
                                                       for _, job in jobs])
         splits = [numbers.pop(0) if isinstance(job, NumberJob) else None for _, job in jobs]

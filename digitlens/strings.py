@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from digitlens.config import ModelSpec
-from digitlens.engine import InferenceEngine
 from digitlens.prepare import MAX_DIGITS, NumberDigit, NumberPart, PreparedImage, split_run
 from digitlens.prepare.normalise import STRIP_HEIGHT, STRIP_STEP
 
-NARROW_DIGITS = (1, 7)      # a run narrower than tall is split only where the reader reads one of these in it, ...
-SPLIT_BELOW = 0.999         # ... and unless the digit network reads it as one digit this surely
+SPLIT_ODDS = 4.0            # a run is several digits where the reading is e^4 (55) times likelier than any one digit
 BLANK = 0                   # the reader's "no digit here"; class k + 1 is digit k
 
 
@@ -57,12 +56,14 @@ class StringReading:
     digits: tuple[int, ...]
     spans: tuple[tuple[int, int], ...]      # (first column, last column + 1) of each digit on the strip
     probabilities: np.ndarray               # (digits, 10): each digit's probabilities, summed over its columns
+    odds: float                             # log of how much likelier the reading is than the likeliest one digit
 
 
 def read_columns(log_probabilities: np.ndarray) -> StringReading:
     """The best path's digits (CTC's greedy decoding: the likeliest class in each column,
     repeats merged, blanks dropped) from (11, columns) log-probabilities, with each digit's
-    columns on the strip and its probabilities over its columns."""
+    columns on the strip, its probabilities over its columns, and the reading's odds against
+    one digit (reading_odds)."""
     best = log_probabilities.argmax(0)
     digits, spans, probabilities = [], [], []
     start = None
@@ -76,7 +77,21 @@ def read_columns(log_probabilities: np.ndarray) -> StringReading:
             start = None
         if start is None and label != BLANK:
             start = column
-    return StringReading(tuple(digits), tuple(spans), np.asarray(probabilities, np.float32).reshape(-1, 10))
+    return StringReading(tuple(digits), tuple(spans), np.asarray(probabilities, np.float32).reshape(-1, 10),
+                         reading_odds(log_probabilities, digits))
+
+
+def reading_odds(log_probabilities: np.ndarray, digits: list[int]) -> float:
+    """log P(digits) - max over d of log P(d): each the sum over every path of columns that
+    reads it (CTC's likelihood), not the best path's alone. A wide single digit that the best
+    path reads as two ("00" for a broad 0) is about as likely read as one."""
+    readings = [digits, *([digit] for digit in range(10))]
+    columns = torch.from_numpy(log_probabilities).T[:, None, :].expand(-1, len(readings), -1)
+    losses = F.ctc_loss(columns, torch.tensor([digit + 1 for reading in readings for digit in reading], dtype=torch.long),
+                        torch.full((len(readings),), columns.shape[0], dtype=torch.long),
+                        torch.tensor([len(reading) for reading in readings], dtype=torch.long),
+                        blank=BLANK, reduction="none", zero_infinity=False)
+    return float(losses[1:].min() - losses[0])
 
 
 class StringReader:
@@ -104,18 +119,15 @@ class StringReader:
         return [read_columns(log_probabilities[row, :, :strip.shape[1] // STRIP_STEP]) for row, strip in enumerate(strips)]
 
 
-def split_numbers(numbers: list[tuple[NumberPart, ...]], reader: StringReader | None, engine: InferenceEngine,
+def split_numbers(numbers: list[tuple[NumberPart, ...]], reader: StringReader | None,
                   spec: ModelSpec) -> list[list[tuple[NumberDigit, np.ndarray | None]]]:
     """Each number's digits, left to right, with the string reader's probabilities for those it
-    read: a run (prepare.Run) is split where it may be several digits (may_split; the reader's
-    one pass for every run of the batch) and the digit network doubts it is one digit (doubted;
-    one pass for those runs), while the number stays within MAX_DIGITS. Without a reader every
-    group is one digit."""
+    read: a run (prepare.Run) is split where the reader surely reads several digits in it
+    (is_several; one pass for every run of the batch), while the number stays within
+    MAX_DIGITS. Without a reader every group is one digit."""
     runs = [part for parts in numbers for part in parts if part.run is not None] if reader else []
     strings = dict(zip(map(id, runs), reader.read([part.run.strip for part in runs]) if runs else []))
-    candidates = [part for part in runs if may_split(part, strings[id(part)])]
-    doubts = doubted(engine, [part.whole.image for part in candidates], spec) if candidates else []
-    to_split = {id(part) for part, doubt in zip(candidates, doubts) if doubt}
+    to_split = {id(part) for part in runs if is_several(strings[id(part)])}
     split = []
     for parts in numbers:
         digits = []
@@ -132,26 +144,17 @@ def split_numbers(numbers: list[tuple[NumberPart, ...]], reader: StringReader | 
     return split
 
 
-def may_split(part: NumberPart, string: StringReading) -> bool:
-    """Whether the reader's reading of a run makes it several digits: it reads more than one,
-    and the run is at least as wide as tall or one of them is narrow (NARROW_DIGITS: two wide
-    digits do not fit in less)."""
-    height, width = part.run.ink.shape
-    return len(string.digits) > 1 and (width >= height or bool(set(string.digits) & set(NARROW_DIGITS)))
-
-
-def doubted(engine: InferenceEngine, images: list[PreparedImage], spec: ModelSpec) -> np.ndarray:
-    """Which images the digit network doubts are one digit: read less surely than SPLIT_BELOW,
-    or flagged as no digit (a sure single reading vetoes a split: the reader splits a few wide
-    digits of photos in two, the network rarely reads two touching digits so surely as one)."""
-    result = engine.predict(np.stack([image.tensor for image in images]), with_activations=False)
-    doubts = result.probabilities.max(1) < SPLIT_BELOW
-    return doubts if result.outlier_scores is None else doubts | (result.outlier_scores > spec.outlier_above)
+def is_several(string: StringReading) -> bool:
+    """Whether the reader surely reads several digits: more than one, SPLIT_ODDS likelier than
+    any one digit (the width of the ink, or the digit network's certainty, tells less: two
+    overlapping digits can be narrower than tall, and the network reads some such runs surely
+    as one digit)."""
+    return len(string.digits) > 1 and string.odds > SPLIT_ODDS
 
 
 def several_digits(reader: StringReader | None, strips: list[np.ndarray | None]) -> list[bool]:
-    """For each strip (None: ink too narrow to be several digits), whether the reader reads
-    several digits in it; one pass for them all."""
+    """For each strip (None: ink too narrow to be several digits), whether the reader surely
+    reads several digits in it (is_several); one pass for them all."""
     wide = [strip for strip in strips if strip is not None]
     read = iter(reader.read(wide) if reader and wide else [])
-    return [strip is not None and reader is not None and len(next(read).digits) > 1 for strip in strips]
+    return [strip is not None and reader is not None and is_several(next(read)) for strip in strips]

@@ -83,6 +83,33 @@ def test_a_thin_line_a_digit_touches_within_is_an_underline():
     assert cleaned[30:98].sum() == nought[30:98].sum()                             # the nought is whole
 
 
+def test_a_one_standing_near_an_underlines_end_leaves_the_line_behind():
+    one = drawn([((30, 103), (130, 103), 3), ((35, 30), (35, 101), 6)])     # lands within the line's end
+    cleaned = remove_printed_lines(one, one)
+    assert not cleaned[98:108, 50:].any()                                    # the line is gone
+    assert cleaned[30:98].sum() == one[30:98].sum()                         # the one is whole
+
+
+def comb_cut_out(digit: list) -> np.ndarray:
+    """A closer look at one box of a comb field: its long sides across the image, the divider
+    to the next box at its right, and ``digit``'s strokes."""
+    return drawn([((0, 15), (139, 15), 2), ((0, 125), (139, 125), 2), ((128, 15), (128, 125), 2), *digit])
+
+
+def test_a_comb_fields_divider_beside_the_digit_goes_and_the_digit_stays():
+    seven = comb_cut_out([((40, 40), (95, 40), 6), ((95, 40), (60, 110), 6)])
+    cleaned = remove_printed_lines(seven, seven)
+    assert not cleaned[:, 120:].any() and not cleaned[10:20].any() and not cleaned[120:].any()
+    assert cleaned[30:118, 30:105].sum() == seven[30:118, 30:105].sum()
+
+
+def test_a_one_written_from_one_ruled_line_to_the_next_stays():
+    one = drawn([((0, 15), (139, 15), 2), ((0, 125), (139, 125), 2), ((70, 15), (70, 125), 3)])
+    cleaned = remove_printed_lines(one, one)
+    assert cleaned[20:120, 66:75].sum() == one[20:120, 66:75].sum()
+    assert not cleaned[10:20, :60].any()
+
+
 def read_right(service: ReadingService, kind: str) -> tuple[float, float]:
     bodies, labels = paper_set(kind, 100)
     batch, refused = prepared_batch(service, bodies)

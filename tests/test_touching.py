@@ -8,7 +8,7 @@ import torch
 from scipy import ndimage
 
 from digitlens.prepare.cuts import pieces_between
-from digitlens.strings import StringReader, read_columns
+from digitlens.strings import StringReader, is_several, read_columns
 from tests.test_numbers import HELD_OUT_SEED, read, read_exactly
 from training import strings
 from training.numbers import HELD_OUT_SETS, number_set
@@ -36,6 +36,17 @@ def test_the_string_reader_merges_repeats_and_parts_a_digit_from_itself_at_a_bla
     assert reading.probabilities.shape == (3, 10) and np.allclose(reading.probabilities.sum(1), 1)
     assert reading.probabilities[2].argmax() == 7
     assert read_columns(columns(0, 0, 0)).digits == ()
+
+
+def test_a_run_is_several_digits_only_where_the_reader_is_sure_of_the_gap_between_them():
+    clear = read_columns(columns(0, 1, 1, 0, 0, 1, 1, 0))          # two zeros, two blank columns between
+    doubtful = columns(0, 1, 1, 0, 1, 1, 0)
+    doubtful[0, 3], doubtful[1, 3] = np.log(0.5), np.log(0.41)      # a broad 0: its middle column hardly blank
+    broad = read_columns(doubtful)
+    assert clear.digits == broad.digits == (0, 0)                    # the likeliest columns spell "00" in both
+    assert clear.odds > 4 and is_several(clear)
+    assert abs(broad.odds) < 1 and not is_several(broad)            # a single 0 is about as likely
+    assert read_columns(columns(0, 1, 1, 1, 0)).odds == 0 and not is_several(read_columns(columns(0, 1, 1, 1, 0)))
 
 
 def test_a_cut_parts_a_ring_from_the_stroke_it_touches_and_keeps_each_whole():

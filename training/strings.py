@@ -1,6 +1,6 @@
 """Train the string reader (``digitlens.strings``) that splits runs of touching digits.
 
-    python -m training.strings                    # model/mnist-strings.pt (about 20 minutes on 2 CPU cores)
+    python -m training.strings                    # model/mnist-strings.pt (about 40 minutes on 2 CPU cores)
     python -m training.strings --strips 2000 --epochs 1 --out /tmp/smoke   # a quick smoke run
 
 Its strips are made of MNIST training digits, never the validation split (which the number
@@ -106,8 +106,8 @@ def exact_share(network: StringNet, strips: list[np.ndarray], texts: list[str]) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--strips", type=int, default=40000, help="training strips, made once")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--strips", type=int, default=100000, help="training strips, made once")
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)

@@ -36,6 +36,7 @@ SEPARATE_UNDERLINE = 0.7    # ... or this many where it does not touch it; one t
 FRINGE = 2                  # pixels of an underline's blurred edge, beyond its thickness, that are still the line
 THINNER = 0.8               # ... at most this share of its strokes' width (a two's base is as wide as its strokes)
 END_SHARE = 0.3             #     where they land on it within this share of its width from an end
+END_LANDING_WIDTH = 2       # where they land on its very end, it is this many times as wide as the ink (a one on a line)
 
 
 def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
@@ -49,7 +50,7 @@ def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
     segments = [*straight_segments(present, axis=1), *straight_segments(present, axis=0)]
     if not segments:
         return ink
-    printed = printed_segments(segments, present.shape)
+    printed = printed_segments(segments, present)
     written = ink > 0
     lying = [segment for segment in segments if segment.axis == 1 and segment not in printed]
     for segment in sorted(lying, key=lambda segment: min(segment.first, segment.last)):    # highest first: of a
@@ -93,17 +94,24 @@ def residue(written: np.ndarray, removed: np.ndarray, thickness: int) -> np.ndar
     return left & ~keep[labels]
 
 
-def printed_segments(segments: list[Segment], shape: tuple[int, int]) -> list[Segment]:
-    """The printed ones of ``segments``: ruled and grid lines (both ends at the image's edges),
+def printed_segments(segments: list[Segment], present: np.ndarray) -> list[Segment]:
+    """The printed ones of ``segments`` (of the ink ``present``): ruled and grid lines (both ends
+    at the image's edges), the dividers of a comb field cut off beside its digit (divider_beside),
     and the sides of frames: FRAME_SHARE of the image long at least, both ends on sides across
     them (or edges), A and B, that another side along them, FRAME_SIDES apart, also meets: a
     box's opposite side, a comb field's next box; each of them about as thick as it (print; a
     side a digit overlaps measures thicker). A frame's sides hold each other up:
     one whose sides across are too short to be a frame's (a stamp's) is none, and a digit's
     stroke reaching from one side of its box to the other is thicker than the box's print."""
+    shape = present.shape
     ends = [end_partners(segment, segments, shape) for segment in segments]
     printed = {index for index, (first, last) in enumerate(ends) if first & EDGES and last & EDGES
                and (len(segments) > 1 or lone_ruled_line(segments[index]))}
+    lines = [segments[index] for index in printed]
+    printed |= {index for index, (first, last) in enumerate(ends) if index not in printed
+                and any(segments[index].thickness <= LIKE_THICKNESS * min(segments[a].thickness, segments[b].thickness) + 1
+                        for a in first & printed for b in last & printed if a != b)
+                and divider_beside(segments[index], lines, present)}
     sides = {index for index, segment in enumerate(segments) if index not in printed
              and segment.end - segment.start >= FRAME_SHARE * min(shape)}
     sides |= comb_dividers(set(range(len(segments))) - printed - sides, segments, ends, sides | printed, shape)
@@ -113,6 +121,24 @@ def printed_segments(segments: list[Segment], shape: tuple[int, int]) -> list[Se
         if kept == sides:
             return [segment for index, segment in enumerate(segments) if index in printed | sides]
         sides = kept
+
+
+def divider_beside(segment: Segment, lines: list[Segment], present: np.ndarray) -> bool:
+    """Whether ``segment``, whose ends meet two of the printed ``lines`` across it (a comb field's
+    long sides, cut out with one box by a closer look), is the divider beside the box's digit:
+    the rest of the ink, apart from the lines and not joined to it, lies all to one side of it,
+    and there is at least half as much of it. A one written from one ruled line to the next has
+    no such ink beside it; a four's upright has its other stroke joined to it."""
+    on_lines = ndimage.binary_dilation(np.logical_or.reduce([line.mask for line in lines]), iterations=2)
+    off_lines = present & ~on_lines
+    rest = off_lines & ~ndimage.binary_dilation(segment.mask, iterations=segment.thickness + 2)
+    if rest.sum() < (segment.mask & off_lines).sum() / 2:
+        return False
+    labels, _ = ndimage.label(off_lines, EIGHT_NEIGHBOURS)
+    if np.intersect1d(labels[segment.mask & off_lines], labels[rest]).any():
+        return False
+    at = np.flatnonzero(rest.any(axis=0 if segment.axis == 0 else 1))
+    return bool(at[-1] < min(segment.first, segment.last) or at[0] > max(segment.first, segment.last))
 
 
 def comb_dividers(short: set, segments: list[Segment], ends: list[tuple[set, set]], long: set,
@@ -185,8 +211,9 @@ def end_partners(segment: Segment, segments: list[Segment], shape: tuple[int, in
 def is_underline(segment: Segment, ink: np.ndarray) -> bool:
     """Whether horizontal ``segment`` lies under all the other ink and, where it stands apart
     from that ink, is as wide as most of it (SEPARATE_UNDERLINE); where the ink touches it, is
-    wider than it (UNDERLINE_WIDTH), the ink landing on it away from its ends, and, landing
-    within END_SHARE of an end, the line thinner than the ink's strokes (THINNER)."""
+    wider than it (UNDERLINE_WIDTH), the ink not landing on it at both its ends, and, landing
+    within END_SHARE of an end, the line thinner than the ink's strokes (THINNER), on its very
+    end, END_LANDING_WIDTH times as wide as the ink."""
     fringe = np.zeros_like(segment.mask)
     near = segment.around(FRINGE + 1, fringe.shape)
     fringe[near] = ndimage.maximum_filter(segment.mask[near].view(np.uint8), 2 * FRINGE + 1).view(bool)
@@ -203,14 +230,15 @@ def is_underline(segment: Segment, ink: np.ndarray) -> bool:
         return width >= SEPARATE_UNDERLINE * (columns[-1] + 1 - columns[0])
     if width < UNDERLINE_WIDTH * (columns[-1] + 1 - columns[0]):
         return False
-    # Where the ink it touches comes down onto it: a two's base, a stamp's bottom side, is met at an
-    # end (and is as thick as the strokes above it where met towards an end); an underline within.
+    # Where the ink it touches comes down onto it: a stamp's bottom side is met at both ends, a two's
+    # base at one (and is as thick as the strokes above it); an underline within, or by a thinner line.
     top = round(min(segment.first, segment.last) - segment.thickness / 2 - 1.5)
     landing = np.flatnonzero(touching[max(0, top - 2 * segment.thickness):max(0, top)].any(axis=0))
     if not len(landing):
         return True
     margin = 2 * segment.thickness + MEETS
-    if landing[0] < segment.start + margin or landing[-1] >= segment.end - margin:
+    at_start, at_end = landing[0] < segment.start + margin, landing[-1] >= segment.end - margin
+    if at_start and at_end or (at_start or at_end) and width < END_LANDING_WIDTH * (columns[-1] + 1 - columns[0]):
         return False
     towards = max(margin, END_SHARE * width)
     if segment.start + towards <= landing[0] and landing[-1] < segment.end - towards:
