@@ -6,7 +6,8 @@ import requests
 from PIL import Image, ImageDraw
 
 from digitlens.prepare.errors import InputError
-from digitlens.prepare.lines import remove_printed_lines
+from digitlens.prepare.lines import divider_beside, remove_printed_lines
+from digitlens.prepare.segments import Segment
 from digitlens.service import ReadingService
 from training.common import MODEL_DIR, load_model, prepared_batch, reading_service
 from training.evaluate import served_readings
@@ -101,6 +102,15 @@ def test_a_comb_fields_divider_beside_the_digit_goes_and_the_digit_stays():
     cleaned = remove_printed_lines(seven, seven)
     assert not cleaned[:, 120:].any() and not cleaned[10:20].any() and not cleaned[120:].any()
     assert cleaned[30:118, 30:105].sum() == seven[30:118, 30:105].sum()
+
+
+def test_a_segment_with_no_ink_beside_it_is_no_divider():
+    page = np.zeros((140, 140), bool)
+    page[15:17] = page[125:127] = True
+    lines = [Segment(1, page & (np.arange(140)[:, None] < 70), 0, 140, 15.5, 15.5, 2, (slice(15, 17), slice(0, 140))),
+             Segment(1, page & (np.arange(140)[:, None] > 70), 0, 140, 125.5, 125.5, 2, (slice(125, 127), slice(0, 140)))]
+    on_a_line = Segment(0, lines[0].mask.copy(), 15, 17, 70.0, 70.0, 2, (slice(15, 17), slice(0, 140)))
+    assert not divider_beside(on_a_line, lines, page)       # nothing off the lines at all: no answer, no error
 
 
 def test_a_one_written_from_one_ruled_line_to_the_next_stays():

@@ -132,7 +132,7 @@ def divider_beside(segment: Segment, lines: list[Segment], present: np.ndarray) 
     on_lines = ndimage.binary_dilation(np.logical_or.reduce([line.mask for line in lines]), iterations=2)
     off_lines = present & ~on_lines
     rest = off_lines & ~ndimage.binary_dilation(segment.mask, iterations=segment.thickness + 2)
-    if rest.sum() < (segment.mask & off_lines).sum() / 2:
+    if not rest.any() or rest.sum() < (segment.mask & off_lines).sum() / 2:
         return False
     labels, _ = ndimage.label(off_lines, EIGHT_NEIGHBOURS)
     if np.intersect1d(labels[segment.mask & off_lines], labels[rest]).any():
