@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from digitlens.config import ModelSpec
-from digitlens.prepare import MAX_DIGITS, NumberDigit, NumberPart, PreparedImage, split_run
+from digitlens.prepare import MAX_DIGITS, NumberDigit, NumberPart, split_run
 from digitlens.prepare.normalise import STRIP_HEIGHT, STRIP_STEP
 
 SPLIT_ODDS = 4.0            # a run is several digits where the reading is e^4 (55) times likelier than any one digit
