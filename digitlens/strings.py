@@ -57,13 +57,14 @@ class StringReading:
     spans: tuple[tuple[int, int], ...]      # (first column, last column + 1) of each digit on the strip
     probabilities: np.ndarray               # (digits, 10): each digit's probabilities, summed over its columns
     odds: float                             # log of how much likelier the reading is than the likeliest one digit
+                                            # (reading_odds; 0.0 for one digit or none: nothing to split)
 
 
 def read_columns(log_probabilities: np.ndarray) -> StringReading:
     """The best path's digits (CTC's greedy decoding: the likeliest class in each column,
     repeats merged, blanks dropped) from (11, columns) log-probabilities, with each digit's
-    columns on the strip, its probabilities over its columns, and the reading's odds against
-    one digit (reading_odds)."""
+    columns on the strip, its probabilities over its columns, and, where it is several digits,
+    the reading's odds against one digit (reading_odds)."""
     best = log_probabilities.argmax(0)
     digits, spans, probabilities = [], [], []
     start = None
@@ -78,7 +79,7 @@ def read_columns(log_probabilities: np.ndarray) -> StringReading:
         if start is None and label != BLANK:
             start = column
     return StringReading(tuple(digits), tuple(spans), np.asarray(probabilities, np.float32).reshape(-1, 10),
-                         reading_odds(log_probabilities, digits))
+                         reading_odds(log_probabilities, digits) if len(digits) > 1 else 0.0)
 
 
 def reading_odds(log_probabilities: np.ndarray, digits: list[int]) -> float:
