@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from digitlens.prepare import cuts
 from digitlens.prepare.cuts import pieces_between
 from digitlens.strings import StringReader, is_several, read_columns
 from tests.test_numbers import HELD_OUT_SEED, read, read_exactly
@@ -59,6 +60,19 @@ def test_a_cut_parts_a_ring_from_the_stroke_it_touches_and_keeps_each_whole():
     left, right = pieces_between(ink, [(30.0, 45.0)])      # where a reader saw the ring, and the stroke
     assert (left > 0).sum() >= 0.95 * ring.sum() and (right > 0).sum() >= 0.8 * bar.sum()
     assert not (left > 0)[bar & ~ring].any() and (right > 0)[ring & ~bar].sum() <= 0.05 * ring.sum()
+
+
+def test_a_cut_leaves_a_leaning_one_some_ink_where_the_reader_read_it_at_its_left_edge():
+    rows, columns = np.mgrid[0:48, 0:40]
+    ink = np.zeros((48, 40), np.float32)
+    for left in (0, 5):                                     # two ones leaning right, touching
+        ink[(np.abs(columns - left - 3 - 0.2 * (47 - rows)) <= 3) & (rows >= 2) & (rows < 46)] = 1.0
+    seven = (np.abs(columns - 34 + 0.35 * (rows - 2)) < 2.5) & (rows >= 2) & (rows < 46)
+    ink[2:6, 12:34] = ink[seven] = 1.0
+    ink = ink[:, :np.flatnonzero(ink.max(0))[-1] + 1]
+    pieces = pieces_between(ink, [(0.0, 5.0), (9.0, 17.0)])  # the reader's columns: left of the first one's middle
+    assert all(piece.sum() >= cuts.LEAST_PIECE * ink.sum() / 3 for piece in pieces)
+    assert (pieces[2] > 0)[(seven & (rows > 30))[:, :ink.shape[1]]].all()
 
 
 def test_a_short_string_reader_training_run_writes_weights_the_service_loads(tmp_path):

@@ -1,7 +1,9 @@
 """Cutting a run of touching digits apart where the string reader (``digitlens.strings``) says
 one digit ends and the next begins: between the columns where it reads the one and the other,
 the cut is the straight line, upright or leaning a little (SLOPES), that crosses the fewest
-strokes and least ink, so a stroke that only touches its neighbour is parted at the touch. Pure functions on an ink
+strokes and least ink, so a stroke that only touches its neighbour is parted at the touch; and
+each piece keeps some ink (the reader reads a digit at its left edge or before it, so the columns
+between a narrow one and the next digit may lie left of the one). Pure functions on an ink
 image (light on black): no model.
 """
 from __future__ import annotations
@@ -17,13 +19,15 @@ SLOPES = (-0.3, -0.15, 0.0, 0.15, 0.3)  # a cut leans this many columns a row (d
 STROKE_COST = 0.15          # each stroke a cut crosses costs this share of the run's height in ink, ...
 OFF_CENTRE = 0.05           # a column away from the middle of where a cut may be costs this much ink (ties broken)
 SLIVER = 0.1                # a mark a cut left holding under this share of the piece's ink is the neighbour's: dropped
+LEAST_PIECE = 0.15          # a cut leaves each piece at least this share of a digit's ink (the run's over its digits)
 
 
-def straight_cuts(ink: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
+def straight_cuts(ink: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every straight cut of ``ink`` (h, w) leaning ``slope`` columns a row, one crossing each
-    column at the middle row: (w, h) the column it passes in each row, and (w,) what it costs:
-    the ink it crosses, and STROKE_COST of the height for each stroke (a cut through a ring's
-    middle crosses two strokes, one where a ring touches its neighbour crosses one)."""
+    column at the middle row: (w, h) the column it passes in each row (the first of the piece on
+    its right), (w,) what it costs: the ink it crosses, and STROKE_COST of the height for each
+    stroke (a cut through a ring's middle crosses two strokes, one where a ring touches its
+    neighbour crosses one), and (w,) the ink left of it."""
     height, width = ink.shape
     rows = np.arange(height)
     paths = np.clip(np.round(np.arange(width)[:, None] + slope * (rows - height / 2)), 0, width).astype(np.int32)
@@ -31,29 +35,47 @@ def straight_cuts(ink: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray
     crossed = padded[rows, paths]
     inked = crossed > 0
     strokes = inked[:, 0] + (inked[:, 1:] & ~inked[:, :-1]).sum(1)
-    return paths, crossed.sum(1) + STROKE_COST * height * strokes
+    before = np.concatenate([np.zeros((height, 1), np.float32), np.cumsum(ink, 1, dtype=np.float32)], 1)
+    return paths, crossed.sum(1) + STROKE_COST * height * strokes, before[rows, paths].sum(1)
 
 
-def cut_between(found: list[tuple[np.ndarray, np.ndarray]], first: float, last: float) -> np.ndarray:
+def cut_between(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], first: float, last: float,
+                least: float, most: float) -> tuple[np.ndarray, float]:
     """Of the straight cuts ``found`` (straight_cuts at each of SLOPES), the one crossing the
     middle row between columns ``first`` and ``last`` that costs least, a column of distance
-    from their middle costing OFF_CENTRE of a pixel: (h,) its column in each row."""
+    from their middle costing OFF_CENTRE of a pixel, among those with between ``least`` and
+    ``most`` ink left of them (the nearest such cuts where none in the columns has): (h,) its
+    column in each row, and the ink left of it."""
     width = len(found[0][1])
     middle = (first + last) / 2
     near = np.arange(max(0, math.floor(first)), min(width - 1, math.ceil(last)) + 1)
     if not near.size:
         near = np.asarray([int(np.clip(round(middle), 0, width - 1))])
-    costs = np.stack([cost[near] for _, cost in found]) + OFF_CENTRE * np.abs(near - middle)
-    slope, index = np.unravel_index(np.argmin(costs), costs.shape)
-    return found[slope][0][near[index]]
+    left = np.stack([before for _, _, before in found])
+    allowed = (left >= least) & (left <= most)
+    costs = np.stack([cost for _, cost, _ in found]) + OFF_CENTRE * np.abs(np.arange(width) - middle)
+    if allowed.any():
+        within = np.zeros(width, bool)
+        within[near] = True
+        costs = np.where(allowed & within if (allowed & within).any() else allowed, costs, np.inf)
+    else:
+        costs = np.where(np.isin(np.arange(width), near), costs, np.inf)
+    slope, column = np.unravel_index(np.argmin(costs), costs.shape)
+    return found[slope][0][column], float(left[slope, column])
 
 
 def pieces_between(ink: np.ndarray, between: list[tuple[float, float]]) -> list[np.ndarray]:
-    """``ink`` cut once between each pair of columns of ``between`` (left to right; cut_between):
-    the ink of each piece, as large as ``ink``, without the slivers of its neighbours the cuts
-    left in it."""
+    """``ink`` cut once between each pair of columns of ``between`` (left to right; cut_between),
+    each piece left LEAST_PIECE of a digit's ink: the ink of each piece, as large as ``ink``,
+    without the slivers of its neighbours the cuts left in it."""
     found = [straight_cuts(ink, slope) for slope in SLOPES]
-    cuts = [None, *(cut_between(found, first, last) for first, last in between), None]
+    total = float(ink.sum(dtype=np.float32))
+    least = LEAST_PIECE * total / (len(between) + 1)
+    cuts, before = [None], 0.0
+    for position, (first, last) in enumerate(between):
+        cut, before = cut_between(found, first, last, before + least, total - least * (len(between) - position))
+        cuts.append(cut)
+    cuts.append(None)
     index = np.arange(ink.shape[1])[None, :]
     pieces = []
     for left, right in zip(cuts, cuts[1:]):
