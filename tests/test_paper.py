@@ -5,6 +5,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
+from digitlens.prepare import prepare
 from digitlens.prepare.errors import InputError
 from digitlens.prepare.lines import divider_beside, remove_printed_lines
 from digitlens.prepare.segments import Segment
@@ -135,6 +136,13 @@ def test_digits_on_paper_are_read(service, kind):
     assert flagged <= FLAGGED_AT_MOST, f"{kind}: {flagged:.1%} flagged or refused"
     held_out, _ = read_right(service, kind + HELD_OUT)
     assert held_out >= HELD_OUT_READ_RIGHT[kind], f"{kind}{HELD_OUT}: {held_out:.1%}"
+
+
+def test_pieces_of_lines_left_on_an_empty_squared_page_are_no_digit(spec):
+    bodies, _ = paper_set("empty-grid", 100)
+    for index in (0, 26, 27, 79, 91):       # each a one or a bar to the network before: a line's end, a sliver
+        with pytest.raises(InputError, match="no digit found"):
+            prepare(bodies[index], spec)
 
 
 @pytest.mark.parametrize("kind", EMPTY_KINDS)

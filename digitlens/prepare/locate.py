@@ -23,6 +23,7 @@ FAINT_REACH = 3             # ... and at least this many pixels of the copy the 
 CLOSER_LOOKS = 3            # regions one closer look cuts out at most, wider or round a smaller part of the ink
 MAX_CANDIDATES = 5          # marks apart on a page looked at as the digit, at most (see digit_candidates)
 LOCATE_SIDE = 560           # a working copy with no ink found in it is searched again at this longer side
+LINE_PIECE = 2              # on paper, a mark this many pixels thin or less is a piece of a printed line left over
 
 
 def find_ink(grey: np.ndarray, printed: bool = True) -> np.ndarray:
@@ -43,9 +44,13 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     the heaviest first, is looked at closer (closer_look: cut out of the upload's own pixels, a
     JPEG decoded again at the scale it needs) until one is a digit at that resolution (a stamp
     is not, once its text shows). Where none is, or the working copy shows no ink, the marks of
-    a larger copy (LOCATE_SIDE) are looked at so: a digit too faint to show on the working copy."""
+    a larger copy (LOCATE_SIDE) are looked at so: a digit too faint to show on the working copy.
+    Where none is there either, the heaviest mark of the working copy (or of the larger copy,
+    DETAIL_SIDE there at least) is the digit, unless on paper it is a piece of a printed line
+    (is_line_piece): the lines' removal leaves some."""
     grey = to_greyscale(image)
     printed = not drawn_on_nothing(image)
+    blank = InputError("no digit found: the image holds only printed lines", "blank")
     try:
         ink = find_ink(grey, printed)
         candidates = digit_candidates(ink) or [ink]
@@ -62,7 +67,7 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
         if not candidates:
             raise blank
         return crop_to_ink(candidates[0]), several
-    if (closer := closest_digit(source, ink, candidates, max(source.size) / max(grey.shape))) is not None:
+    if (closer := closest_digit(source, ink, candidates, max(source.size) / max(grey.shape), printed)) is not None:
         return closer, several
     if max(grey.shape) < LOCATE_SIDE:
         source = full_resolution(image, data, max_pixels, None, max(grey.shape))
@@ -72,22 +77,31 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
             found = digit_candidates(located_ink) or [located_ink]
         except InputError:
             located_ink, found = None, []
-        if (closer := closest_digit(source, located_ink, found, max(source.size) / max(located.shape))) is not None:
+        if (closer := closest_digit(source, located_ink, found, max(source.size) / max(located.shape), printed)) is not None:
             return closer, several
-        candidates = candidates or found
-    if not candidates:
+        candidates = candidates or [mark for mark in found if side_of(ink_box(mark)) >= DETAIL_SIDE]
+    if not candidates or printed and is_line_piece(candidates[0]):
         raise blank
     return crop_to_ink(candidates[0]), several
 
 
-def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndarray], scale: float) -> np.ndarray | None:
+def is_line_piece(ink: np.ndarray) -> bool:
+    """Whether ``ink`` (one mark, or a closer look's) is LINE_PIECE pixels thin or less: on paper,
+    what the printed lines' removal left of them, not a digit's stroke."""
+    top, left, bottom, right = ink_box(ink)
+    return min(bottom - top, right - left) <= LINE_PIECE
+
+
+def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndarray], scale: float,
+                  printed: bool) -> np.ndarray | None:
     """The first of ``candidates`` (marks of ``ink``, found on a copy ``scale`` times smaller
-    than ``source``) that a closer look finds a digit, as that look's ink; None where none is.
+    than ``source``) that a closer look finds a digit, as that look's ink (on paper, ``printed``,
+    not a piece of a line: is_line_piece); None where none is.
     A candidate already DETAIL_SIDE on the copy that the look finds whole is taken as the copy
     shows it, within the box the look found (pieces of a thin stroke that the copy broke off
     included): more pixels would show a squared page's lines, not more of the digit."""
     for candidate in candidates[:MAX_CANDIDATES]:
-        if (closer := closer_look(source, ink_box(candidate), scale)) is None:
+        if (closer := closer_look(source, ink_box(candidate), scale)) is None or printed and is_line_piece(closer[0]):
             continue
         closer_ink, box = closer
         if box is None or side_of(ink_box(candidate)) < DETAIL_SIDE:
