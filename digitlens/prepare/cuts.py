@@ -44,8 +44,8 @@ def cut_between(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], first: f
     """Of the straight cuts ``found`` (straight_cuts at each of SLOPES), the one crossing the
     middle row between columns ``first`` and ``last`` that costs least, a column of distance
     from their middle costing OFF_CENTRE of a pixel, among those with between ``least`` and
-    ``most`` ink left of them (the nearest such cuts where none in the columns has): (h,) its
-    column in each row, and the ink left of it."""
+    ``most`` ink left of them (where none between the columns has: of all that have; where none
+    has: of those between the columns): (h,) its column in each row, and the ink left of it."""
     width = len(found[0][1])
     middle = (first + last) / 2
     near = np.arange(max(0, math.floor(first)), min(width - 1, math.ceil(last)) + 1)
@@ -53,14 +53,10 @@ def cut_between(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], first: f
         near = np.asarray([int(np.clip(round(middle), 0, width - 1))])
     left = np.stack([before for _, _, before in found])
     allowed = (left >= least) & (left <= most)
+    within = np.isin(np.arange(width), near)[None, :]
+    chosen = next(cuts for cuts in (allowed & within, allowed, within) if cuts.any())
     costs = np.stack([cost for _, cost, _ in found]) + OFF_CENTRE * np.abs(np.arange(width) - middle)
-    if allowed.any():
-        within = np.zeros(width, bool)
-        within[near] = True
-        costs = np.where(allowed & within if (allowed & within).any() else allowed, costs, np.inf)
-    else:
-        costs = np.where(np.isin(np.arange(width), near), costs, np.inf)
-    slope, column = np.unravel_index(np.argmin(costs), costs.shape)
+    slope, column = np.unravel_index(np.argmin(np.where(chosen, costs, np.inf)), costs.shape)
     return found[slope][0][column], float(left[slope, column])
 
 
