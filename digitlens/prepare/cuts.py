@@ -22,12 +22,11 @@ SLIVER = 0.1                # a mark a cut left holding under this share of the 
 LEAST_PIECE = 0.15          # a cut leaves each piece at least this share of a digit's ink (the run's over its digits)
 
 
-def straight_cuts(ink: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def straight_cuts(ink: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray]:
     """Every straight cut of ``ink`` (h, w) leaning ``slope`` columns a row, one crossing each
-    column at the middle row: (w, h) the column it passes in each row (the first of the piece on
-    its right), (w,) what it costs: the ink it crosses, and STROKE_COST of the height for each
-    stroke (a cut through a ring's middle crosses two strokes, one where a ring touches its
-    neighbour crosses one), and (w,) the ink left of it."""
+    column at the middle row: (w, h) the column it passes in each row, and (w,) what it costs:
+    the ink it crosses, and STROKE_COST of the height for each stroke (a cut through a ring's
+    middle crosses two strokes, one where a ring touches its neighbour crosses one)."""
     height, width = ink.shape
     rows = np.arange(height)
     paths = np.clip(np.round(np.arange(width)[:, None] + slope * (rows - height / 2)), 0, width).astype(np.int32)
@@ -35,29 +34,31 @@ def straight_cuts(ink: np.ndarray, slope: float) -> tuple[np.ndarray, np.ndarray
     crossed = padded[rows, paths]
     inked = crossed > 0
     strokes = inked[:, 0] + (inked[:, 1:] & ~inked[:, :-1]).sum(1)
-    before = np.concatenate([np.zeros((height, 1), np.float32), np.cumsum(ink, 1, dtype=np.float32)], 1)
-    return paths, crossed.sum(1) + STROKE_COST * height * strokes, before[rows, paths].sum(1)
+    return paths, crossed.sum(1) + STROKE_COST * height * strokes
 
 
-def cut_between(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], first: float, last: float,
+def cut_between(paths: np.ndarray, costs: np.ndarray, before: np.ndarray, first: float, last: float,
                 least: float, most: float) -> tuple[np.ndarray, float]:
-    """Of the straight cuts ``found`` (straight_cuts at each of SLOPES), the one crossing the
-    middle row between columns ``first`` and ``last`` that costs least, a column of distance
-    from their middle costing OFF_CENTRE of a pixel, among those with between ``least`` and
-    ``most`` ink left of them (where none between the columns has: of all that have; where none
-    has: of those between the columns): (h,) its column in each row, and the ink left of it."""
-    width = len(found[0][1])
+    """Of the straight cuts at each of SLOPES (straight_cuts' ``paths``, (slopes, w, h), and
+    ``costs``, (slopes, w)), the one crossing the middle row between columns ``first`` and
+    ``last`` that costs least, a column of distance from their middle costing OFF_CENTRE of a
+    pixel, among those with between ``least`` and ``most`` ink left of them (``before``: each
+    row's ink before each column); where none between the columns has, of all that have; where
+    none has, of those between the columns. (h,) its column in each row, and the ink left of it."""
+    width = costs.shape[1]
     middle = (first + last) / 2
     near = np.arange(max(0, math.floor(first)), min(width - 1, math.ceil(last)) + 1)
     if not near.size:
         near = np.asarray([int(np.clip(round(middle), 0, width - 1))])
-    left = np.stack([before for _, _, before in found])
-    allowed = (left >= least) & (left <= most)
-    within = np.isin(np.arange(width), near)[None, :]
-    chosen = next(cuts for cuts in (allowed & within, allowed, within) if cuts.any())
-    costs = np.stack([cost for _, cost, _ in found]) + OFF_CENTRE * np.abs(np.arange(width) - middle)
-    slope, column = np.unravel_index(np.argmin(np.where(chosen, costs, np.inf)), costs.shape)
-    return found[slope][0][column], float(left[slope, column])
+    rows = np.arange(before.shape[0])
+    for columns, bounded in ((near, True), (np.arange(width), True), (near, False)):
+        left = before[rows, paths[:, columns]].sum(2)
+        fits = (left >= least) & (left <= most) if bounded else np.ones(left.shape, bool)
+        if fits.any():
+            break
+    total = costs[:, columns] + OFF_CENTRE * np.abs(columns - middle)
+    slope, index = np.unravel_index(np.argmin(np.where(fits, total, np.inf)), total.shape)
+    return paths[slope, columns[index]], float(left[slope, index])
 
 
 def pieces_between(ink: np.ndarray, between: list[tuple[float, float]]) -> list[np.ndarray]:
@@ -65,11 +66,13 @@ def pieces_between(ink: np.ndarray, between: list[tuple[float, float]]) -> list[
     each piece left LEAST_PIECE of a digit's ink: the ink of each piece, as large as ``ink``,
     without the slivers of its neighbours the cuts left in it."""
     found = [straight_cuts(ink, slope) for slope in SLOPES]
+    paths, costs = np.stack([path for path, _ in found]), np.stack([cost for _, cost in found])
+    before = np.concatenate([np.zeros((ink.shape[0], 1), np.float32), np.cumsum(ink, 1, dtype=np.float32)], 1)
     total = float(ink.sum(dtype=np.float32))
     least = LEAST_PIECE * total / (len(between) + 1)
-    cuts, before = [None], 0.0
+    cuts, done = [None], 0.0
     for position, (first, last) in enumerate(between):
-        cut, before = cut_between(found, first, last, before + least, total - least * (len(between) - position))
+        cut, done = cut_between(paths, costs, before, first, last, done + least, total - least * (len(between) - position))
         cuts.append(cut)
     cuts.append(None)
     index = np.arange(ink.shape[1])[None, :]
