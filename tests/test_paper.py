@@ -105,6 +105,22 @@ def test_a_comb_fields_divider_beside_the_digit_goes_and_the_digit_stays():
     assert cleaned[30:118, 30:105].sum() == seven[30:118, 30:105].sum()
 
 
+def test_a_one_across_its_box_in_a_strip_of_a_comb_field_stays_and_the_dividers_go():
+    # Cut out tight round a comb field of four boxes, a one reaching from side to side of its box
+    # is as long as a divider; it lies between them, off their pitch (on half of it: not a comb of eight).
+    strip = Image.new("L", (140, 60), 0)
+    pen = ImageDraw.Draw(strip)
+    for row in (17, 46):
+        pen.line([(19, row), (116, row)], fill=255, width=2)
+    for column in (19, 51, 83, 115):
+        pen.line([(column, 17), (column, 46)], fill=255, width=2)
+    pen.line([(98, 18), (98, 45)], fill=255, width=3)
+    strip = np.asarray(strip, np.float32) / 255
+    cleaned = remove_printed_lines(strip, strip)
+    assert cleaned[20:44, 96:101].sum() == strip[20:44, 96:101].sum()
+    assert not cleaned[:, :90].any() and not cleaned[:, 105:].any()
+
+
 def test_a_segment_with_no_ink_beside_it_is_no_divider():
     page = np.zeros((140, 140), bool)
     page[15:17] = page[125:127] = True

@@ -114,7 +114,8 @@ def printed_segments(segments: list[Segment], present: np.ndarray) -> list[Segme
                 and divider_beside(segments[index], lines, present)}
     sides = {index for index, segment in enumerate(segments) if index not in printed
              and segment.end - segment.start >= FRAME_SHARE * min(shape)}
-    sides |= comb_dividers(set(range(len(segments))) - printed - sides, segments, ends, sides | printed, shape)
+    dividers, strokes = comb_dividers(set(range(len(segments))) - printed, segments, ends, sides | printed, shape)
+    sides = (sides | dividers) - strokes
     while True:
         held = printed | sides | EDGES
         kept = {index for index in sides if frame_side(index, segments, ends, held, shape)}
@@ -141,34 +142,65 @@ def divider_beside(segment: Segment, lines: list[Segment], present: np.ndarray) 
     return bool(at[-1] < min(segment.first, segment.last) or at[0] > max(segment.first, segment.last))
 
 
-def comb_dividers(short: set, segments: list[Segment], ends: list[tuple[set, set]], long: set,
-                  shape: tuple[int, int]) -> set:
-    """Of the ``short`` segments, the dividers of a comb field's boxes: as thin as the two ``long``
-    sides they both meet, and COMB_DIVIDERS at least of them evenly spaced (the boxes' pitch; a
-    digit's stroke in a box, meeting the same sides on a small copy, lies between). A stamp's
-    frame, as wide, has two."""
+def comb_dividers(candidates: set, segments: list[Segment], ends: list[tuple[set, set]], long: set,
+                  shape: tuple[int, int]) -> tuple[set, set]:
+    """Of the ``candidates``, the dividers of a comb field's boxes and the strokes between them.
+    Where COMB_DIVIDERS at least of those that meet the same two ``long`` sides, and are as thin as
+    they are, lie evenly spaced (the boxes' pitch; a stamp's frame, as wide, has two), each that
+    meets them on the pitch is a divider (a digit touching one thickens it), and each between
+    them off the pitch a digit's stroke (a short strip of a comb field makes one reaching across
+    its box as long as a side)."""
     between = {}
-    for index in short:
+    for index in candidates:
         for a, b in {(a, b) for a in ends[index][0] & long for b in ends[index][1] & long if a != b}:
-            if segments[index].thickness <= LIKE_THICKNESS * min(segments[a].thickness, segments[b].thickness) + 1:
-                between.setdefault((a, b), set()).add(index)
-    dividers = set()
-    for candidates in between.values():
-        dividers |= evenly_spaced(candidates, segments, FRAME_SIDES * max(shape))
-    return dividers
+            between.setdefault((a, b), set()).add(index)
+    dividers, strokes = set(), set()
+    for (a, b), meeting in between.items():
+        thin = {index for index in meeting
+                if segments[index].thickness <= LIKE_THICKNESS * min(segments[a].thickness, segments[b].thickness) + 1}
+        comb, pitch = evenly_spaced(thin, segments, FRAME_SIDES * max(shape))
+        if not comb:
+            continue
+        pitch, origin = fitted_pitch(comb, segments, pitch)
+        places = {index: (centre(segments[index]) - origin) / pitch for index in meeting}
+        first, last = min(places[index] for index in comb), max(places[index] for index in comb)
+        for index, place in places.items():
+            on_pitch = abs(place - round(place)) * pitch <= MEETS
+            if on_pitch and first - 1 < place < last + 1:
+                dividers.add(index)
+            elif not on_pitch and first < place < last:
+                strokes.add(index)
+    return dividers, strokes - dividers
 
 
-def evenly_spaced(candidates: set, segments: list[Segment], least_pitch: float) -> set:
+def centre(segment: Segment) -> float:
+    return (segment.first + segment.last) / 2
+
+
+def evenly_spaced(candidates: set, segments: list[Segment], least_pitch: float) -> tuple[set, float]:
     """The most of ``candidates`` (parallel segments) that lie a whole number of one pitch apart,
-    within MEETS, the pitch least_pitch at least; none where fewer than COMB_DIVIDERS do."""
-    at = {index: (segments[index].first + segments[index].last) / 2 for index in candidates}
-    best = set()
+    within MEETS, the pitch least_pitch at least, each place of the pitch between them without one
+    counting against it (a one in the middle of a box lies on half the pitch); with the pitch.
+    None where fewer than COMB_DIVIDERS do."""
+    at = {index: centre(segments[index]) for index in candidates}
+    best, best_pitch, best_score = set(), least_pitch, 0
     for first, last in ((a, b) for a in at for b in at if at[b] - at[a] >= least_pitch):
         for boxes in range(1, int((at[last] - at[first]) // least_pitch) + 1):
             pitch = (at[last] - at[first]) / boxes
             on = {index for index, x in at.items() if abs((x - at[first]) / pitch - round((x - at[first]) / pitch)) * pitch <= MEETS}
-            best = max(best, on, key=len)
-    return best if len(best) >= COMB_DIVIDERS else set()
+            places = {round((at[index] - at[first]) / pitch) for index in on}
+            if (score := 2 * len(places) - (max(places) + 1 - min(places))) > best_score:
+                best, best_pitch, best_score = on, pitch, score
+    return (best, best_pitch) if len(best) >= COMB_DIVIDERS else (set(), best_pitch)
+
+
+def fitted_pitch(comb: set, segments: list[Segment], pitch: float) -> tuple[float, float]:
+    """The pitch of a comb field's dividers ``comb``, about ``pitch`` apart, and where its first
+    place lies: a line fitted to their places (one found from two of them drifts)."""
+    at = np.array([centre(segments[index]) for index in comb])
+    places = np.round((at - at.min()) / pitch)
+    pitch, origin = np.polyfit(places, at, 1)
+    return float(pitch), float(origin)
 
 
 def lone_ruled_line(segment: Segment) -> bool:
