@@ -92,6 +92,15 @@ def test_a_one_standing_near_an_underlines_end_leaves_the_line_behind():
     assert cleaned[30:98].sum() == one[30:98].sum()                         # the one is whole
 
 
+def test_a_thin_line_a_digit_lands_on_near_its_end_is_an_underline():
+    # The nought comes down onto the line within its last few pixels, and the line is not twice
+    # as wide as the nought: a printed line still, being a third as thick as the pen's strokes.
+    nought = drawn([((40, 103), (92, 103), 2)], ring=(60, 40, 100, 104))
+    cleaned = remove_printed_lines(nought, nought)
+    assert not cleaned[100:106, :58].any()                                         # the line is gone
+    assert cleaned[40:98].sum() == nought[40:98].sum()                             # the nought is whole
+
+
 def comb_cut_out(digit: list) -> np.ndarray:
     """A closer look at one box of a comb field: its long sides across the image, the divider
     to the next box at its right, and ``digit``'s strokes."""
@@ -135,6 +144,17 @@ def test_a_one_written_from_one_ruled_line_to_the_next_stays():
     cleaned = remove_printed_lines(one, one)
     assert cleaned[20:120, 66:75].sum() == one[20:120, 66:75].sum()
     assert not cleaned[10:20, :60].any()
+
+
+def test_a_box_whose_opposite_sides_measure_unalike_is_still_a_frame():
+    # The left side faint (a pixel), the right one three: the outermost two between the same top
+    # and bottom are the box's sides, the seven inside it no side of anything.
+    seven = drawn([((30, 20), (110, 20), 2), ((30, 120), (110, 120), 2), ((108, 20), (108, 120), 3),
+                   ((50, 45), (90, 45), 6), ((90, 45), (62, 100), 6)])
+    seven[20:121, 30] = 1.0
+    cleaned = remove_printed_lines(seven, seven)
+    assert not cleaned[:, :40].any() and not cleaned[:, 100:].any() and not cleaned[:30].any() and not cleaned[112:].any()
+    assert cleaned[38:108, 44:96].sum() == seven[38:108, 44:96].sum()
 
 
 def read_right(service: ReadingService, kind: str) -> tuple[float, float]:

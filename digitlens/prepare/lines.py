@@ -36,7 +36,8 @@ SEPARATE_UNDERLINE = 0.7    # ... or this many where it does not touch it; one t
 FRINGE = 2                  # pixels of an underline's blurred edge, beyond its thickness, that are still the line
 THINNER = 0.8               # ... at most this share of its strokes' width (a two's base is as wide as its strokes)
 END_SHARE = 0.3             #     where they land on it within this share of its width from an end
-END_LANDING_WIDTH = 2       # where they land on its very end, it is this many times as wide as the ink (a one on a line)
+END_LANDING_WIDTH = 2       # where they land on its very end, it is this many times as wide as the ink (a one on a line),
+END_THINNER = 0.55          # ... or at most this share of its strokes' width (a two's or a three's foot is two thirds and more)
 
 
 def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
@@ -211,13 +212,22 @@ def lone_ruled_line(segment: Segment) -> bool:
 
 def frame_side(index: int, segments: list[Segment], ends: list[tuple[set, set]], held: set,
                shape: tuple[int, int]) -> bool:
+    """Whether ``segment`` is a frame's side: both its ends meet sides across it, A and B, that
+    another side along it, FRAME_SIDES apart, also meets, about as thick as it (LIKE_THICKNESS),
+    or, where the two are the outermost of all that meet A and B, as thick within ACROSS_THICKNESS
+    (a digit lying along a side thickens it, a faint side measures thin)."""
     segment, (first, last) = segments[index], ends[index]
     across = EDGES | {other for other in held - EDGES if segment.thickness <= ACROSS_THICKNESS * segments[other].thickness + 1}
-    return any({a, b} <= ends[other][0] | ends[other][1]
-               for a in first & across for b in last & across if a != b
-               for other in held - EDGES if other != index and segments[other].axis == segment.axis
-               and segment.thickness <= LIKE_THICKNESS * segments[other].thickness + 1
-               and abs(segments[other].first - segment.first) >= FRAME_SIDES * max(shape))
+    for a, b in {(a, b) for a in first & across for b in last & across if a != b}:
+        meeting = {other for other, (start, end) in enumerate(ends)
+                   if segments[other].axis == segment.axis and {a, b} <= start | end}
+        outermost = {min(meeting, key=lambda other: centre(segments[other])), max(meeting, key=lambda other: centre(segments[other]))}
+        for other in (held - EDGES) & meeting - {index}:
+            factor = ACROSS_THICKNESS if {index, other} == outermost else LIKE_THICKNESS
+            if (segment.thickness <= factor * segments[other].thickness + 1
+                    and abs(segments[other].first - segment.first) >= FRAME_SIDES * max(shape)):
+                return True
+    return False
 
 
 EDGES = frozenset({"top", "left", "bottom", "right"})
@@ -245,7 +255,7 @@ def is_underline(segment: Segment, ink: np.ndarray) -> bool:
     from that ink, is as wide as most of it (SEPARATE_UNDERLINE); where the ink touches it, is
     wider than it (UNDERLINE_WIDTH), the ink not landing on it at both its ends, and, landing
     within END_SHARE of an end, the line thinner than the ink's strokes (THINNER), on its very
-    end, END_LANDING_WIDTH times as wide as the ink."""
+    end, END_LANDING_WIDTH times as wide as the ink or half as thick as its strokes (END_THINNER)."""
     fringe = np.zeros_like(segment.mask)
     near = segment.around(FRINGE + 1, fringe.shape)
     fringe[near] = ndimage.maximum_filter(segment.mask[near].view(np.uint8), 2 * FRINGE + 1).view(bool)
@@ -270,12 +280,15 @@ def is_underline(segment: Segment, ink: np.ndarray) -> bool:
         return True
     margin = 2 * segment.thickness + MEETS
     at_start, at_end = landing[0] < segment.start + margin, landing[-1] >= segment.end - margin
-    if at_start and at_end or (at_start or at_end) and width < END_LANDING_WIDTH * (columns[-1] + 1 - columns[0]):
+    if at_start and at_end:
         return False
     towards = max(margin, END_SHARE * width)
     if segment.start + towards <= landing[0] and landing[-1] < segment.end - towards:
         return True
-    return np.median((segment.mask & ink)[:, segment.start:segment.end].sum(axis=0)) <= THINNER * stroke_width(above)
+    thinner = np.median((segment.mask & ink)[:, segment.start:segment.end].sum(axis=0)) / stroke_width(above)
+    if (at_start or at_end) and width < END_LANDING_WIDTH * (columns[-1] + 1 - columns[0]):
+        return thinner <= END_THINNER
+    return thinner <= THINNER
 
 
 def stroke_width(ink: np.ndarray) -> float:
