@@ -181,6 +181,13 @@ def test_pieces_of_lines_left_on_an_empty_squared_page_are_no_digit(spec):
             prepare(bodies[index], spec)
 
 
+def test_grid_lines_running_through_a_closer_look_are_no_digit(spec):
+    bodies, _ = paper_set("empty-grid", 100)
+    for index in (8, 67):       # a crossing of the grid, cut out too small to look for print in, read as a four before
+        with pytest.raises(InputError, match="no digit found"):
+            prepare(bodies[index], spec)
+
+
 @pytest.mark.parametrize("kind", EMPTY_KINDS)
 def test_empty_forms_are_refused_or_flagged(service, kind):
     _, caught = read_right(service, kind)

@@ -101,7 +101,7 @@ def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndar
     shows it, within the box the look found (pieces of a thin stroke that the copy broke off
     included): more pixels would show a squared page's lines, not more of the digit."""
     for candidate in candidates[:MAX_CANDIDATES]:
-        if (closer := closer_look(source, ink_box(candidate), scale)) is None or printed and is_line_piece(closer[0]):
+        if (closer := closer_look(source, ink_box(candidate), scale, printed)) is None or printed and is_line_piece(closer[0]):
             continue
         closer_ink, box = closer
         if box is None or side_of(ink_box(candidate)) < DETAIL_SIDE:
@@ -113,15 +113,16 @@ def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndar
     return None
 
 
-def closer_look(source: Image.Image, box: tuple[int, int, int, int],
-                scale: float) -> tuple[np.ndarray, tuple[int, int, int, int] | None] | None:
+def closer_look(source: Image.Image, box: tuple[int, int, int, int], scale: float,
+                printed: bool) -> tuple[np.ndarray, tuple[int, int, int, int] | None] | None:
     """The ink in ``box`` (of a copy ``scale`` times smaller than ``source``) found again on the
     region round it cut out of ``source``, cropped, and its box in ``source`` where it is the
     whole of the box's ink (None where it is a part); None if it is no digit there. The region is
     reduced so the box's longer side is at most CLOSE_SIDE; its margin is CROP_MARGIN of that
     side and FAINT_REACH copy pixels at least (a digit's faint parts were lost on the copy).
     Where the digit found there runs into the region's edge, the margin is doubled; where it is
-    a small part of the box (a digit beside a stamp), it is looked at again on its own."""
+    a small part of the box (a digit beside a stamp), it is looked at again on its own. On paper
+    (``printed``), ink that runs into the edge still is a printed line running past, no digit."""
     top, left, bottom, right = (round(edge * scale) for edge in box)
     margin, whole = None, True
     for _ in range(CLOSER_LOOKS):
@@ -147,6 +148,9 @@ def closer_look(source: Image.Image, box: tuple[int, int, int, int],
             margin, whole = None, False
         else:
             break
+    else:
+        if printed and runs_into_edge(ink, region, source.size):
+            return None
     found = ink_box(ink)
     in_source = tuple(round(edge / reduction) + offset for edge, offset in
                       zip(found, (region[1], region[0], region[1], region[0])))
