@@ -5,7 +5,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("digitlens", "handler", "ops", "training", "bench", "tests")
-STAGES = ("errors", "primitives", "decode", "artefacts", "light", "segments", "lines", "marks", "cuts", "normalise", "locate",
+STAGES = ("errors", "primitives", "decode", "artefacts", "light", "segments", "frames", "lines", "marks", "cuts", "normalise", "locate",
           "number")
 SERVERS = ("ts", "handler", "ops", "training", "bench", "tests")    # what the core must not import
 MAX_CORE_LINES, MAX_HANDLER_LINES = 300, 100

@@ -157,6 +157,28 @@ def test_a_box_whose_opposite_sides_measure_unalike_is_still_a_frame():
     assert cleaned[38:108, 44:96].sum() == seven[38:108, 44:96].sum()
 
 
+def test_strokes_of_touching_digits_that_make_a_rectangle_are_no_frame():
+    # Unalike sides are a frame's only with paper beside them: here a neighbour touches the left one.
+    digits = drawn([((40, 30), (100, 30), 3), ((40, 90), (100, 90), 3), ((40, 30), (40, 90), 3), ((100, 30), (100, 90), 7),
+                    ((31, 35), (33, 88), 6)])
+    assert (remove_printed_lines(digits, digits) == digits).all()
+
+
+def test_a_box_whose_side_a_digit_hides_is_still_a_frame():
+    # A stroke written over the box's left side makes that side no thin straight segment; the other
+    # three, meeting at two corners, their free ends level, ink between them and within, are a frame's.
+    seven = drawn([((30, 20), (110, 20), 2), ((30, 120), (110, 120), 2), ((110, 20), (110, 120), 2),
+                   ((30, 20), (30, 120), 2), ((31, 26), (31, 114), 11), ((55, 45), (92, 45), 6), ((92, 45), (66, 100), 6)])
+    cleaned = remove_printed_lines(seven, seven)
+    assert not cleaned[:, 100:].any() and not cleaned[:17, 40:].any() and not cleaned[124:, 40:].any()
+    assert cleaned[26:115, 24:100].sum() == seven[26:115, 24:100].sum()
+
+
+def test_a_four_drawn_open_at_the_top_is_no_frame():
+    four = drawn([((40, 85), (100, 85), 7), ((40, 30), (40, 85), 7), ((100, 30), (100, 85), 7), ((100, 85), (125, 125), 7)])
+    assert (remove_printed_lines(four, four) == four).all()
+
+
 def read_right(service: ReadingService, kind: str) -> tuple[float, float]:
     bodies, labels = paper_set(kind, 100)
     batch, refused = prepared_batch(service, bodies)

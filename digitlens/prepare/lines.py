@@ -3,7 +3,7 @@ the frames of a form's boxes (alone or in a comb field), a line under the digit.
 
 What is printed is found among the ink's straight thin segments (digitlens.prepare.segments): a
 segment is printed where it runs across the image (ruled and squared paper), where both its
-ends meet other segments across it (a box's frame, a comb field's boxes), or where it lies
+ends meet other segments across it (a box's frame, a comb field's boxes: digitlens.prepare.frames), or where it lies
 under all the other ink and is wider than it (an underline). Only the thin part of a printed
 segment goes: a stroke that crosses it, or stands on it, is thicker across the line than the
 line is, and stays.
@@ -18,18 +18,11 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from digitlens.prepare.errors import InputError
+from digitlens.prepare.frames import EDGES, LIKE_THICKNESS, MEETS, end_partners, frame_sides
 from digitlens.prepare.primitives import EIGHT_NEIGHBOURS
-from digitlens.prepare.segments import Segment, ink_and_print, print_thickness, straight_segments, thick_runs
+from digitlens.prepare.segments import Segment, ink_and_print, straight_segments, thick_runs
 
 SMALLEST_PAGE = 64          # an image smaller than this is a digit alone (MNIST's 28 px): no print looked for
-MEETS = 3                   # pixels within which a segment's end meets a segment across it, ...
-OVERSHOOT = 0.15            # ... or this share of its length short of its end (a line run on past the corner)
-FRAME_SHARE = 0.35          # a frame's side is at least this share of the image's shorter side long (a stamp's is shorter),
-COMB_DIVIDERS = 3           # ... but where this many shorter sides divide the same two (a comb field of two boxes or more)
-LIKE_THICKNESS = 1.5        # a frame's opposite sides are at most this many times (and a pixel) as thick as each other,
-ACROSS_THICKNESS = 3        # ... the sides it meets this many (a digit overlapping a side thickens it; a digit's stroke is more)
-FRAME_SIDES = 0.1           # a frame's opposite sides are at least this share of the longer side apart
-EDGE = 0.05                 # ... and the share of the longer side within which it meets the image's edge
 LONE_LINE = 0.03            # a level line alone across the image is printed where at most this share of its length thick
 UNDERLINE_WIDTH = 1.1       # an underline is this many times wider than the ink above it, ...
 SEPARATE_UNDERLINE = 0.7    # ... or this many where it does not touch it; one that touches it is, ...
@@ -98,12 +91,7 @@ def residue(written: np.ndarray, removed: np.ndarray, thickness: int) -> np.ndar
 def printed_segments(segments: list[Segment], present: np.ndarray) -> list[Segment]:
     """The printed ones of ``segments`` (of the ink ``present``): ruled and grid lines (both ends
     at the image's edges), the dividers of a comb field cut off beside its digit (divider_beside),
-    and the sides of frames: FRAME_SHARE of the image long at least, both ends on sides across
-    them (or edges), A and B, that another side along them, FRAME_SIDES apart, also meets: a
-    box's opposite side, a comb field's next box; each of them about as thick as it (print; a
-    side a digit overlaps measures thicker). A frame's sides hold each other up:
-    one whose sides across are too short to be a frame's (a stamp's) is none, and a digit's
-    stroke reaching from one side of its box to the other is thicker than the box's print."""
+    and the sides of frames (frames.frame_sides)."""
     shape = present.shape
     ends = [end_partners(segment, segments, shape) for segment in segments]
     printed = {index for index, (first, last) in enumerate(ends) if first & EDGES and last & EDGES
@@ -113,16 +101,8 @@ def printed_segments(segments: list[Segment], present: np.ndarray) -> list[Segme
                 and any(segments[index].thickness <= LIKE_THICKNESS * min(segments[a].thickness, segments[b].thickness) + 1
                         for a in first & printed for b in last & printed if a != b)
                 and divider_beside(segments[index], lines, present)}
-    sides = {index for index, segment in enumerate(segments) if index not in printed
-             and segment.end - segment.start >= FRAME_SHARE * min(shape)}
-    dividers, strokes = comb_dividers(set(range(len(segments))) - printed, segments, ends, sides | printed, shape)
-    sides = (sides | dividers) - strokes
-    while True:
-        held = printed | sides | EDGES
-        kept = {index for index in sides if frame_side(index, segments, ends, held, shape)}
-        if kept == sides:
-            return [segment for index, segment in enumerate(segments) if index in printed | sides]
-        sides = kept
+    printed |= frame_sides(set(range(len(segments))) - printed, printed, segments, ends, present)
+    return [segment for index, segment in enumerate(segments) if index in printed]
 
 
 def divider_beside(segment: Segment, lines: list[Segment], present: np.ndarray) -> bool:
@@ -143,111 +123,10 @@ def divider_beside(segment: Segment, lines: list[Segment], present: np.ndarray) 
     return bool(at[-1] < min(segment.first, segment.last) or at[0] > max(segment.first, segment.last))
 
 
-def comb_dividers(candidates: set, segments: list[Segment], ends: list[tuple[set, set]], long: set,
-                  shape: tuple[int, int]) -> tuple[set, set]:
-    """Of the ``candidates``, the dividers of a comb field's boxes and the strokes between them.
-    Where COMB_DIVIDERS at least of those that meet the same two ``long`` sides, and are as thin as
-    they are, lie evenly spaced (the boxes' pitch; a stamp's frame, as wide, has two), each that
-    meets them on the pitch is a divider (a digit touching one thickens it), and each between
-    them off the pitch a digit's stroke (a short strip of a comb field makes one reaching across
-    its box as long as a side)."""
-    between = {}
-    for index in candidates:
-        for a, b in {(a, b) for a in ends[index][0] & long for b in ends[index][1] & long if a != b}:
-            between.setdefault((a, b), set()).add(index)
-    dividers, strokes = set(), set()
-    for (a, b), meeting in between.items():
-        thin = {index for index in meeting
-                if segments[index].thickness <= LIKE_THICKNESS * min(segments[a].thickness, segments[b].thickness) + 1}
-        comb, pitch = evenly_spaced(thin, segments, FRAME_SIDES * max(shape))
-        if not comb:
-            continue
-        pitch, origin = fitted_pitch(comb, segments, pitch)
-        places = {index: (centre(segments[index]) - origin) / pitch for index in meeting}
-        first, last = min(places[index] for index in comb), max(places[index] for index in comb)
-        for index, place in places.items():
-            on_pitch = abs(place - round(place)) * pitch <= MEETS
-            if on_pitch and first - 1 < place < last + 1:
-                dividers.add(index)
-            elif not on_pitch and first < place < last:
-                strokes.add(index)
-    return dividers, strokes - dividers
-
-
-def centre(segment: Segment) -> float:
-    return (segment.first + segment.last) / 2
-
-
-def evenly_spaced(candidates: set, segments: list[Segment], least_pitch: float) -> tuple[set, float]:
-    """The most of ``candidates`` (parallel segments) that lie a whole number of one pitch apart,
-    within MEETS, the pitch least_pitch at least, each place of the pitch between them without one
-    counting against it (a one in the middle of a box lies on half the pitch); with the pitch.
-    None where fewer than COMB_DIVIDERS do."""
-    at = {index: centre(segments[index]) for index in candidates}
-    best, best_pitch, best_score = set(), least_pitch, 0
-    for first, last in ((a, b) for a in at for b in at if at[b] - at[a] >= least_pitch):
-        for boxes in range(1, int((at[last] - at[first]) // least_pitch) + 1):
-            pitch = (at[last] - at[first]) / boxes
-            on = {index for index, x in at.items() if abs((x - at[first]) / pitch - round((x - at[first]) / pitch)) * pitch <= MEETS}
-            places = {round((at[index] - at[first]) / pitch) for index in on}
-            if (score := 2 * len(places) - (max(places) + 1 - min(places))) > best_score:
-                best, best_pitch, best_score = on, pitch, score
-    return (best, best_pitch) if len(best) >= COMB_DIVIDERS else (set(), best_pitch)
-
-
-def fitted_pitch(comb: set, segments: list[Segment], pitch: float) -> tuple[float, float]:
-    """The pitch of a comb field's dividers ``comb``, about ``pitch`` apart, and where its first
-    place lies: a line fitted to their places (one found from two of them drifts)."""
-    at = np.array([centre(segments[index]) for index in comb])
-    places = np.round((at - at.min()) / pitch)
-    pitch, origin = np.polyfit(places, at, 1)
-    return float(pitch), float(origin)
-
-
 def lone_ruled_line(segment: Segment) -> bool:
     """Whether ``segment``, alone across the image, is a ruled line: it lies (a one stands), and
     it is thin for its length (LONE_LINE)."""
     return segment.axis == 1 and segment.thickness <= LONE_LINE * (segment.end - segment.start)
-
-
-def frame_side(index: int, segments: list[Segment], ends: list[tuple[set, set]], held: set,
-               shape: tuple[int, int]) -> bool:
-    """Whether ``segment`` is a frame's side: both its ends meet sides across it, A and B, that
-    another side along it, FRAME_SIDES apart, also meets, about as thick as it (LIKE_THICKNESS),
-    or, where the two are the outermost of all that meet A and B, as thick within ACROSS_THICKNESS
-    (a digit lying along a side thickens it, a faint side measures thin)."""
-    segment, (first, last) = segments[index], ends[index]
-    across = EDGES | {other for other in held - EDGES if segment.thickness <= ACROSS_THICKNESS * segments[other].thickness + 1}
-    for a, b in {(a, b) for a in first & across for b in last & across if a != b}:
-        meeting = {other for other, (start, end) in enumerate(ends)
-                   if segments[other].axis == segment.axis and {a, b} <= start | end}
-        outermost = {min(meeting, key=lambda other: centre(segments[other])), max(meeting, key=lambda other: centre(segments[other]))}
-        for other in (held - EDGES) & meeting - {index}:
-            factor = ACROSS_THICKNESS if {index, other} == outermost else LIKE_THICKNESS
-            if (segment.thickness <= factor * segments[other].thickness + 1
-                    and abs(segments[other].first - segment.first) >= FRAME_SIDES * max(shape)):
-                return True
-    return False
-
-
-EDGES = frozenset({"top", "left", "bottom", "right"})
-
-
-def end_partners(segment: Segment, segments: list[Segment], shape: tuple[int, int]) -> tuple[set, set]:
-    """What each end of ``segment`` meets: the indices of segments across it, and the image's edges."""
-    edge = max(MEETS, EDGE * max(shape))
-    height, width = shape
-    partners = []
-    overshoot = MEETS + OVERSHOOT * (segment.end - segment.start)
-    for along, across, inwards in ((segment.start, segment.first, 1), (segment.end - 1, segment.last, -1)):
-        row, column = (across, along) if segment.axis == 1 else (along, across)
-        met = {index for index, other in enumerate(segments) if other.axis != segment.axis
-               and other.start - MEETS <= across <= other.end + MEETS
-               and -MEETS - 1 <= inwards * (other.across_at(across) - along) <= overshoot}
-        met |= {name for name, near in (("top", row <= edge), ("bottom", row >= height - 1 - edge),
-                                        ("left", column <= edge), ("right", column >= width - 1 - edge)) if near}
-        partners.append(met)
-    return partners[0], partners[1]
 
 
 def is_underline(segment: Segment, ink: np.ndarray) -> bool:
