@@ -3,8 +3,8 @@ the frames of a form's boxes (alone or in a comb field), a line under the digit.
 
 What is printed is found among the ink's straight thin segments (digitlens.prepare.segments): a
 segment is printed where it runs across the image (ruled and squared paper), where both its
-ends meet other segments across it (a box's frame, a comb field's boxes: digitlens.prepare.frames), or where it lies
-under all the other ink and is wider than it (an underline). Only the thin part of a printed
+ends meet other segments across it (a box's frame, a comb field's boxes: digitlens.prepare.
+frames), or where it lies under all the other ink and is wider than it (an underline). Only the thin part of a printed
 segment goes: a stroke that crosses it, or stands on it, is thicker across the line than the
 line is, and stays.
 
