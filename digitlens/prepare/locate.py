@@ -95,13 +95,13 @@ def is_line_piece(ink: np.ndarray) -> bool:
 def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndarray], scale: float,
                   printed: bool) -> np.ndarray | None:
     """The first of ``candidates`` (marks of ``ink``, found on a copy ``scale`` times smaller
-    than ``source``) that a closer look finds a digit, as that look's ink (on paper, ``printed``,
-    not a piece of a line: is_line_piece); None where none is.
+    than ``source``) that a closer look finds a digit (on paper, ``printed``, print found so is
+    none), as that look's ink; None where none is.
     A candidate already DETAIL_SIDE on the copy that the look finds whole is taken as the copy
     shows it, within the box the look found (pieces of a thin stroke that the copy broke off
     included): more pixels would show a squared page's lines, not more of the digit."""
     for candidate in candidates[:MAX_CANDIDATES]:
-        if (closer := closer_look(source, ink_box(candidate), scale, printed)) is None or printed and is_line_piece(closer[0]):
+        if (closer := closer_look(source, ink_box(candidate), scale, printed)) is None:
             continue
         closer_ink, box = closer
         if box is None or side_of(ink_box(candidate)) < DETAIL_SIDE:
@@ -122,7 +122,8 @@ def closer_look(source: Image.Image, box: tuple[int, int, int, int], scale: floa
     side and FAINT_REACH copy pixels at least (a digit's faint parts were lost on the copy).
     Where the digit found there runs into the region's edge, the margin is doubled; where it is
     a small part of the box (a digit beside a stamp), it is looked at again on its own. On paper
-    (``printed``), ink that runs into the edge still is a printed line running past, no digit."""
+    (``printed``), ink that runs into the edge still is a printed line running past, and ink
+    that is a piece of a line (is_line_piece) what the lines' removal left: no digit."""
     top, left, bottom, right = (round(edge * scale) for edge in box)
     margin, whole = None, True
     for _ in range(CLOSER_LOOKS):
@@ -151,6 +152,8 @@ def closer_look(source: Image.Image, box: tuple[int, int, int, int], scale: floa
     else:
         if printed and runs_into_edge(ink, region, source.size):
             return None
+    if printed and is_line_piece(ink):
+        return None
     found = ink_box(ink)
     in_source = tuple(round(edge / reduction) + offset for edge, offset in
                       zip(found, (region[1], region[0], region[1], region[0])))
