@@ -1,8 +1,11 @@
 """The compose stack's pieces, checked without a Docker engine: structure, validators, and the
 real nginx and Prometheus binaries running the same configs against a real TorchServe."""
+import ast
+import importlib.metadata
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -54,6 +57,38 @@ def test_compose_file_reserves_a_gpu_and_publishes_only_the_front():
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=pytorch/torchserve:0.12.0-gpu" in dockerfile
+
+
+BASE_IMAGE_MODULES = {"torch", "torchvision", "numpy", "ts"}    # what pytorch/torchserve:0.12.0 brings
+
+
+def served_imports(path, seen):
+    """The top-level modules ``path`` imports, following this repository's own modules."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+        for name in names:
+            own = REPO_ROOT / (name.replace(".", "/") + ".py")
+            package = REPO_ROOT / name.replace(".", "/") / "__init__.py"
+            for module in (own, package):
+                if module.exists() and module not in seen:
+                    seen.add(module)
+                    found |= served_imports(module, seen)
+            found.add(name.split(".")[0])
+    return found
+
+
+def test_the_serving_image_installs_every_package_the_handler_imports():
+    imported = served_imports(REPO_ROOT / "handler" / "digit_handler.py", set())
+    third_party = imported - set(sys.stdlib_module_names) - {"digitlens", "handler"} - BASE_IMAGE_MODULES
+    distributions = importlib.metadata.packages_distributions()
+    pinned = {re.split(r"[=<>]", line)[0].strip().lower().replace("_", "-")
+              for line in (DOCKER / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    assert {"cv2", "scipy", "skimage", "PIL", "captum"} <= third_party       # the walk reaches the preparation
+    missing = {module for module in third_party
+               if not {name.lower().replace("_", "-") for name in distributions.get(module, [module])} & pinned}
+    assert not missing, f"docker/requirements.txt does not install {sorted(missing)}"
 
 
 def test_cpu_override_swaps_the_image_and_drops_the_gpu():

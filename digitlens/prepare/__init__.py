@@ -38,7 +38,7 @@ from digitlens.prepare.locate import digit_ink
 from digitlens.prepare.normalise import (PreparedImage, as_network_input, digit_input, fit_longer_side,
                                          ground_to_black, pad_to_square, strip_input, trim_to_content)
 from digitlens.prepare.number import MAX_DIGITS, NumberDigit, NumberPart, Run, number_parts, split_run
-from digitlens.prepare.primitives import border_median, ink_box
+from digitlens.prepare.primitives import border_median
 
 WIDE_INK = 1.0              # one mark this many times wider than tall may be touching digits (see prepare_digit)
 
@@ -53,9 +53,9 @@ def prepare_digit(data: bytes, spec: ModelSpec) -> PreparedImage:
     prepared = digit_input(ink, spec)
     if several:
         return dataclasses.replace(prepared, looks_like_number=True)
-    top, left, bottom, right = ink_box(ink)
-    if right - left >= WIDE_INK * (bottom - top):
-        return dataclasses.replace(prepared, strip=strip_input(ink[top:bottom, left:right]))
+    height, width = ink.shape               # digit_ink crops to the ink
+    if width >= WIDE_INK * height:
+        return dataclasses.replace(prepared, strip=strip_input(ink))
     return prepared
 
 

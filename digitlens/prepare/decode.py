@@ -147,8 +147,8 @@ def drawn_on_nothing(image: Image.Image) -> bool:
     pixels all fully transparent. Such an image holds no printed paper (lines.remove_printed_lines)."""
     if not has_alpha(image):
         return False
-    alpha = np.asarray(image.getchannel("A") if image.mode in ("RGBA", "LA") else image.convert("RGBA").getchannel("A"))
-    return not (alpha[0].any() or alpha[-1].any() or alpha[:, 0].any() or alpha[:, -1].any())
+    opaque = (image if image.mode in ("RGBA", "LA") else image.convert("RGBA")).getbbox()   # of the alpha alone
+    return opaque is None or (opaque[0] > 0 and opaque[1] > 0 and opaque[2] < image.width and opaque[3] < image.height)
 
 
 def upright_size(image: Image.Image) -> tuple[int, int]:

@@ -1,11 +1,12 @@
-"""Image primitives every stage uses, written once: shrinking, borders, extremes, openings,
-running medians, smooth enlargement, boxes round the ink.
+"""Image primitives every stage uses, written once: shrinking, borders, extremes, openings and
+running extremes, running medians, smooth enlargement, boxes round the ink.
 
 Images are float32 greyscale arrays in [0, 1] unless said otherwise; nothing here knows what a
 digit is.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
@@ -15,6 +16,8 @@ from digitlens.prepare.errors import InputError
 
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)   # marks and lines are labelled with diagonal neighbours joined
 STRAY_PIXELS = 2            # the darkest and lightest pixels of an image this many are strays (see extremes)
+
+cv2.setNumThreads(1)        # a worker is one thread (torch's too), and these images are too small to share out
 
 
 def shrink(image: Image.Image, longest: int) -> Image.Image:
@@ -80,11 +83,36 @@ def extremes(grey: np.ndarray) -> tuple[float, float]:
 def opening(values: np.ndarray, width: int, wrap: bool = False) -> np.ndarray:
     """A morphological opening (a min, then a max filter) with an odd ``width`` window along every
     axis: what remains of ``values`` once every bright structure narrower than the window is
-    taken down. At an edge the window is cut off, or, with ``wrap``, continued round (a loop).
-    scipy's filters: a third of the time of 3-wide passes by hand on a thumbnail (window 15),
-    though twice it on a working copy (window 5), where only a hard shadow asks for one."""
-    mode = "wrap" if wrap else "nearest"
-    return ndimage.maximum_filter(ndimage.minimum_filter(values, size=width, mode=mode), size=width, mode=mode)
+    taken down. At an edge the window is cut off, or, with ``wrap``, continued round (a loop;
+    scipy's filters, for the one-dimensional border loop)."""
+    if wrap:
+        return ndimage.maximum_filter(ndimage.minimum_filter(values, size=width, mode="wrap"), size=width, mode="wrap")
+    return filtered(cv2.morphologyEx, values, np.ones((width, width), np.uint8), cv2.MORPH_OPEN)
+
+
+def max_along(values: np.ndarray, width: int, axis: int) -> np.ndarray:
+    """The largest of each ``width`` values along ``axis``, the window cut off at the edges and,
+    for an even width, reaching one further back than forward: ndimage.maximum_filter1d's answer
+    (its reflected edges add no value the cut window lacks), from OpenCV in a quarter of its time
+    and less. A boolean image stays boolean."""
+    return filtered(cv2.dilate, values, line_kernel(width, axis))
+
+
+def min_along(values: np.ndarray, width: int, axis: int) -> np.ndarray:
+    """The smallest of each ``width`` values along ``axis``: ndimage.minimum_filter1d's answer (see max_along)."""
+    return filtered(cv2.erode, values, line_kernel(width, axis))
+
+
+def line_kernel(width: int, axis: int) -> np.ndarray:
+    return np.ones((width, 1) if axis == 0 else (1, width), np.uint8)
+
+
+def filtered(operation, values: np.ndarray, kernel: np.ndarray, *args) -> np.ndarray:
+    """OpenCV's morphological ``operation`` with ``kernel`` on ``values``, a boolean image as
+    0 and 1. Its default border never wins a min or a max: the window is cut off at the edges."""
+    if values.dtype == bool:
+        return operation(values.view(np.uint8), *args, kernel).view(bool)
+    return operation(values, *args, kernel)
 
 
 def running_median(values: np.ndarray, width: int, axis: int = -1, wrap: bool = False) -> np.ndarray:
