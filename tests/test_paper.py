@@ -210,6 +210,12 @@ def test_grid_lines_running_through_a_closer_look_are_no_digit(spec):
             prepare(bodies[index], spec)
 
 
+def test_ruled_paper_whose_working_copy_holds_only_print_is_refused(spec):
+    bodies, _ = paper_set("empty-ruled", 100)
+    with pytest.raises(InputError, match="only printed lines"):     # a piece of a line, seen larger, read as a one
+        prepare(bodies[29], spec)
+
+
 @pytest.mark.parametrize("kind", EMPTY_KINDS)
 def test_empty_forms_are_refused_or_flagged(service, kind):
     _, caught = read_right(service, kind)

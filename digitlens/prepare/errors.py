@@ -24,3 +24,10 @@ class InputError(ValueError):
             raise ValueError(f"unknown refusal reason {reason!r}")
         super().__init__(message)
         self.reason = reason
+
+
+class OnlyPrint(InputError):
+    """The upload holds printed lines (a form's boxes, ruled or squared paper) and no other ink."""
+
+    def __init__(self):
+        super().__init__("no digit found: the image holds only printed lines", "blank")

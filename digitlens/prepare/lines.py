@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from digitlens.prepare.errors import InputError
+from digitlens.prepare.errors import OnlyPrint
 from digitlens.prepare.frames import EDGES, LIKE_THICKNESS, MEETS, end_partners, frame_sides
 from digitlens.prepare.primitives import EIGHT_NEIGHBOURS
 from digitlens.prepare.segments import Segment, ink_and_print, straight_segments, thick_runs
@@ -35,7 +35,7 @@ END_THINNER = 0.55          # ... or at most this share of its strokes' width (a
 
 def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
     """``ink`` (light on black, found on ``light_ink``: the image with its ink made light and its
-    background flat) without the printed lines on it; InputError where that is all it is. Lines
+    background flat) without the printed lines on it; OnlyPrint where that is all it is. Lines
     are found on the ink and the faint print of ``light_ink`` (segments.ink_and_print): faint
     print falls below the ink's noise floor in pieces, which would pass for specks of ink."""
     if max(ink.shape) < SMALLEST_PAGE:
@@ -68,7 +68,7 @@ def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
         removed[near] |= segment.mask[near] & present[near] & ~crossing & ~body
     cleaned = np.where(removed | residue(ink > 0, removed, max(segment.thickness for segment in printed)), 0, ink)
     if not cleaned.any():
-        raise InputError("no digit found: the image holds only printed lines", "blank")
+        raise OnlyPrint()
     return cleaned
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from digitlens.prepare.artefacts import paint_out_edge_bands, smooth_blocks
 from digitlens.prepare.decode import JPEG_FORMATS, drawn_on_nothing, open_image, to_greyscale
-from digitlens.prepare.errors import InputError
+from digitlens.prepare.errors import InputError, OnlyPrint
 from digitlens.prepare.light import flatten_background, isolate_ink, make_ink_light
 from digitlens.prepare.lines import remove_printed_lines
 from digitlens.prepare.marks import digit_candidates, digit_groups, looks_like_number
@@ -46,11 +46,12 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     is not, once its text shows). Where none is, or the working copy shows no ink, the marks of
     a larger copy (LOCATE_SIDE) are looked at so: a digit too faint to show on the working copy.
     Where none is there either, the heaviest mark of the working copy (or of the larger copy,
-    DETAIL_SIDE there at least) is the digit, unless on paper it is a piece of a printed line
-    (is_line_piece): the lines' removal leaves some."""
+    DETAIL_SIDE there at least, unless the working copy held only print: then it is more of it)
+    is the digit, unless on paper it is a piece of a printed line (is_line_piece): the lines'
+    removal leaves some."""
     grey = to_greyscale(image)
     printed = not drawn_on_nothing(image)
-    blank = InputError("no digit found: the image holds only printed lines", "blank")
+    blank = OnlyPrint()
     try:
         ink = find_ink(grey, printed)
         candidates = digit_candidates(ink) or [ink]
@@ -79,7 +80,8 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
             located_ink, found = None, []
         if (closer := closest_digit(source, located_ink, found, max(source.size) / max(located.shape), printed)) is not None:
             return closer, several
-        candidates = candidates or [mark for mark in found if side_of(ink_box(mark)) >= DETAIL_SIDE]
+        if not candidates and not isinstance(blank, OnlyPrint):     # where the copy held print alone, more of it
+            candidates = [mark for mark in found if side_of(ink_box(mark)) >= DETAIL_SIDE]
     if not candidates or printed and is_line_piece(candidates[0]):
         raise blank
     return crop_to_ink(candidates[0]), several
