@@ -216,6 +216,12 @@ def test_ruled_paper_whose_working_copy_holds_only_print_is_refused(spec):
         prepare(bodies[29], spec)
 
 
+def test_a_piece_of_a_line_alone_on_a_working_copy_print_was_taken_from_is_no_digit(spec):
+    bodies, _ = paper_set("empty-box", 100)
+    with pytest.raises(InputError, match="only printed lines"):     # a side's piece a pixel thin, read as a one
+        prepare(bodies[43], spec)
+
+
 @pytest.mark.parametrize("kind", EMPTY_KINDS)
 def test_empty_forms_are_refused_or_flagged(service, kind):
     _, caught = read_right(service, kind)

@@ -35,9 +35,10 @@ END_THINNER = 0.55          # ... or at most this share of its strokes' width (a
 
 def remove_printed_lines(ink: np.ndarray, light_ink: np.ndarray) -> np.ndarray:
     """``ink`` (light on black, found on ``light_ink``: the image with its ink made light and its
-    background flat) without the printed lines on it; OnlyPrint where that is all it is. Lines
-    are found on the ink and the faint print of ``light_ink`` (segments.ink_and_print): faint
-    print falls below the ink's noise floor in pieces, which would pass for specks of ink."""
+    background flat) without the printed lines on it (``ink`` itself where none are found);
+    OnlyPrint where that is all it is. Lines are found on the ink and the faint print of
+    ``light_ink`` (segments.ink_and_print): faint print falls below the ink's noise floor in
+    pieces, which would pass for specks of ink."""
     if max(ink.shape) < SMALLEST_PAGE:
         return ink
     present = ink_and_print(ink, light_ink)

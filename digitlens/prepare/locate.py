@@ -29,9 +29,15 @@ LINE_PIECE = 2              # on paper, a mark this many pixels thin or less is 
 def find_ink(grey: np.ndarray, printed: bool = True) -> np.ndarray:
     """The ink of greyscale ``grey``, light on black at full scale, specks far from it cleared,
     printed lines taken out unless it cannot hold any (not ``printed``: a canvas drawing)."""
+    return ink_without_print(grey, printed)[0]
+
+
+def ink_without_print(grey: np.ndarray, printed: bool = True) -> tuple[np.ndarray, bool]:
+    """find_ink's ink, and whether printed lines were taken out of it."""
     light_ink = flatten_background(make_ink_light(smooth_blocks(paint_out_edge_bands(grey))))
     ink = isolate_ink(light_ink)
-    return remove_printed_lines(ink, light_ink) if printed else ink
+    cleaned = remove_printed_lines(ink, light_ink) if printed else ink
+    return cleaned, cleaned is not ink
 
 
 def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
@@ -39,7 +45,8 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     working copy's marks look like the digits of a number (marks.looks_like_number).
 
     The ink is found on the working copy (WORKING_SIDE). Where it is large there (DETAIL_SIDE)
-    and one mark, that is the digit. Otherwise, where the upload has more pixels, a digit on a
+    and one mark, that is the digit (where print was taken out, unless it is a piece of a line:
+    is_line_piece). Otherwise, where the upload has more pixels, a digit on a
     big page was reduced to a few pixels: each mark that may be the digit (digit_candidates),
     the heaviest first, is looked at closer (closer_look: cut out of the upload's own pixels, a
     JPEG decoded again at the scale it needs) until one is a digit at that resolution (a stamp
@@ -53,13 +60,15 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     printed = not drawn_on_nothing(image)
     blank = OnlyPrint()
     try:
-        ink = find_ink(grey, printed)
+        ink, print_taken = ink_without_print(grey, printed)
         candidates = digit_candidates(ink) or [ink]
     except InputError as refusal:
         ink, candidates, blank = None, [], refusal
     if candidates and candidates[0] is ink:
         top, left, bottom, right = ink_box(ink)
         if max(bottom - top, right - left) >= DETAIL_SIDE:
+            if print_taken and is_line_piece(ink):
+                raise blank
             return ink[top:bottom, left:right], False
     several = ink is not None and looks_like_number(digit_groups(ink)[1])
     one_mark = ink if candidates and candidates[0] is ink else None
