@@ -222,6 +222,12 @@ def test_a_piece_of_a_line_alone_on_a_working_copy_print_was_taken_from_is_no_di
         prepare(bodies[43], spec)
 
 
+def test_a_speck_left_by_the_lines_no_closer_look_confirms_is_no_digit(spec):
+    bodies, _ = paper_set("empty-grid", 100)
+    with pytest.raises(InputError, match="only printed lines"):     # a grid crossing's remnant, read as a one
+        prepare(bodies[85], spec)
+
+
 @pytest.mark.parametrize("kind", EMPTY_KINDS)
 def test_empty_forms_are_refused_or_flagged(service, kind):
     _, caught = read_right(service, kind)

@@ -24,6 +24,8 @@ CLOSER_LOOKS = 3            # regions one closer look cuts out at most, wider or
 MAX_CANDIDATES = 5          # marks apart on a page looked at as the digit, at most (see digit_candidates)
 LOCATE_SIDE = 560           # a working copy with no ink found in it is searched again at this longer side
 LINE_PIECE = 2              # on paper, a mark this many pixels thin or less is a piece of a printed line left over
+UNCONFIRMED_INK = 100       # print taken out, a working copy's mark no closer look confirms is a digit with this much
+                            # ink at least (what the lines' removal leaves has less; a digit 20 px in a box has 200)
 
 
 def find_ink(grey: np.ndarray, printed: bool = True) -> np.ndarray:
@@ -54,8 +56,8 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     a larger copy (LOCATE_SIDE) are looked at so: a digit too faint to show on the working copy.
     Where none is there either, the heaviest mark of the working copy (or of the larger copy,
     DETAIL_SIDE there at least, unless the working copy held only print: then it is more of it)
-    is the digit, unless on paper it is a piece of a printed line (is_line_piece): the lines'
-    removal leaves some."""
+    is the digit, unless on paper it is a piece of a printed line (is_line_piece) or, print taken
+    out of the working copy, it has less ink than UNCONFIRMED_INK: the lines' removal leaves some."""
     grey = to_greyscale(image)
     printed = not drawn_on_nothing(image)
     blank = OnlyPrint()
@@ -63,7 +65,7 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
         ink, print_taken = ink_without_print(grey, printed)
         candidates = digit_candidates(ink) or [ink]
     except InputError as refusal:
-        ink, candidates, blank = None, [], refusal
+        ink, print_taken, candidates, blank = None, False, [], refusal
     if candidates and candidates[0] is ink:
         top, left, bottom, right = ink_box(ink)
         if max(bottom - top, right - left) >= DETAIL_SIDE:
@@ -91,7 +93,8 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
             return closer, several
         if not candidates and not isinstance(blank, OnlyPrint):     # where the copy held print alone, more of it
             candidates = [mark for mark in found if side_of(ink_box(mark)) >= DETAIL_SIDE]
-    if not candidates or printed and is_line_piece(candidates[0]):
+    if (not candidates or printed and is_line_piece(candidates[0])
+            or print_taken and np.count_nonzero(candidates[0]) < UNCONFIRMED_INK):
         raise blank
     return crop_to_ink(candidates[0]), several
 
