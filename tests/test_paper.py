@@ -228,6 +228,12 @@ def test_a_speck_left_by_the_lines_no_closer_look_confirms_is_no_digit(spec):
         prepare(bodies[85], spec)
 
 
+def test_a_level_bar_alone_on_ruled_paper_is_no_digit(spec):
+    bodies, _ = paper_set("empty-ruled", 100)
+    with pytest.raises(InputError, match="only printed lines"):     # a piece of a ruled line none was found beside
+        prepare(bodies[92], spec)
+
+
 @pytest.mark.parametrize("kind", EMPTY_KINDS)
 def test_empty_forms_are_refused_or_flagged(service, kind):
     _, caught = read_right(service, kind)

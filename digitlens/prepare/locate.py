@@ -24,6 +24,7 @@ CLOSER_LOOKS = 3            # regions one closer look cuts out at most, wider or
 MAX_CANDIDATES = 5          # marks apart on a page looked at as the digit, at most (see digit_candidates)
 LOCATE_SIDE = 560           # a working copy with no ink found in it is searched again at this longer side
 LINE_PIECE = 2              # on paper, a mark this many pixels thin or less is a piece of a printed line left over
+LEVEL_BAR = 5               # on paper, a mark this many times wider than tall, 2 * LINE_PIECE tall at most, is a line's too
 UNCONFIRMED_INK = 100       # print taken out, a working copy's mark no closer look confirms is a digit with this much
                             # ink at least (what the lines' removal leaves has less; a digit 20 px in a box has 200)
 
@@ -47,9 +48,9 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     working copy's marks look like the digits of a number (marks.looks_like_number).
 
     The ink is found on the working copy (WORKING_SIDE). Where it is large there (DETAIL_SIDE)
-    and one mark, that is the digit (where print was taken out, unless it is a piece of a line:
-    is_line_piece). Otherwise, where the upload has more pixels, a digit on a
-    big page was reduced to a few pixels: each mark that may be the digit (digit_candidates),
+    and one mark, that is the digit, unless on paper it is a level bar (is_level_bar) or, print
+    taken out, a piece of a line (is_line_piece). Otherwise, where the upload has more pixels, a
+    digit on a big page was reduced to a few pixels: each mark that may be the digit (digit_candidates),
     the heaviest first, is looked at closer (closer_look: cut out of the upload's own pixels, a
     JPEG decoded again at the scale it needs) until one is a digit at that resolution (a stamp
     is not, once its text shows). Where none is, or the working copy shows no ink, the marks of
@@ -69,7 +70,7 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     if candidates and candidates[0] is ink:
         top, left, bottom, right = ink_box(ink)
         if max(bottom - top, right - left) >= DETAIL_SIDE:
-            if print_taken and is_line_piece(ink):
+            if printed and is_level_bar(ink) or print_taken and is_line_piece(ink):
                 raise blank
             return ink[top:bottom, left:right], False
     several = ink is not None and looks_like_number(digit_groups(ink)[1])
@@ -100,10 +101,17 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
 
 
 def is_line_piece(ink: np.ndarray) -> bool:
-    """Whether ``ink`` (one mark, or a closer look's) is LINE_PIECE pixels thin or less: on paper,
-    what the printed lines' removal left of them, not a digit's stroke."""
+    """Whether ``ink`` (one mark, or a closer look's) is LINE_PIECE pixels thin or less, or a
+    level bar: on paper, what the printed lines' removal left of them, not a digit's stroke."""
     top, left, bottom, right = ink_box(ink)
-    return min(bottom - top, right - left) <= LINE_PIECE
+    return min(bottom - top, right - left) <= LINE_PIECE or is_level_bar(ink)
+
+
+def is_level_bar(ink: np.ndarray) -> bool:
+    """Whether ``ink`` is LEVEL_BAR times as wide as tall and 2 * LINE_PIECE tall at most: no digit
+    lies so (a one lying is an upload turned), a ruled line's piece does."""
+    top, left, bottom, right = ink_box(ink)
+    return bottom - top <= 2 * LINE_PIECE and right - left >= LEVEL_BAR * (bottom - top)
 
 
 def closest_digit(source: Image.Image, ink: np.ndarray, candidates: list[np.ndarray], scale: float,
