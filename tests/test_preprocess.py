@@ -6,6 +6,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from digitlens.prepare import InputError, prepare
 from digitlens.prepare.artefacts import block_side, smooth_blocks
@@ -14,7 +15,8 @@ from digitlens.prepare.light import (BACKGROUND_THUMBNAIL, background_is_uneven,
                                      make_ink_light, shadow_levels)
 from digitlens.prepare.marks import digit_candidates
 from digitlens.prepare.normalise import center_by_mass, fit_longer_side
-from digitlens.prepare.primitives import border, border_median, box_blur, crop_to_ink, ink_box, reduce_to
+from digitlens.prepare.primitives import (border, border_median, box_blur, crop_to_ink, ink_box, max_along, min_along,
+                                         opening, reduce_to)
 from digitlens.service import STATUS
 from training.data import fetch_optdigits, load_optdigits
 from training.presentations import KINDS, other_writer_upload
@@ -258,6 +260,22 @@ def test_nothing_but_a_blocky_enlargement_is_smoothed(kind):
 def test_border_median_is_numpys_median_of_the_border(shape):
     grey = np.random.default_rng(sum(shape)).random(shape, dtype=np.float32)
     assert border_median(grey) == pytest.approx(float(np.median(border(grey))), abs=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(105, 140), (7, 40), (40, 7)])
+@pytest.mark.parametrize("width", [1, 2, 3, 8, 17, 29, 60])
+def test_running_extremes_and_openings_are_scipys(shape, width):
+    rng = np.random.default_rng(width)
+    present = rng.random(shape) < 0.3
+    grey = rng.random(shape, dtype=np.float32)
+    for axis in (0, 1):
+        for image in (present, present.T):          # a transposed view too, as the segment search passes one
+            assert np.array_equal(max_along(image, width, axis), ndimage.maximum_filter1d(image, width, axis=axis))
+            assert np.array_equal(min_along(image, width, axis), ndimage.minimum_filter1d(image, width, axis=axis))
+        assert np.array_equal(max_along(grey, width, axis), ndimage.maximum_filter1d(grey, width, axis=axis))
+    if width % 2:
+        scipys = ndimage.maximum_filter(ndimage.minimum_filter(grey, width, mode="nearest"), width, mode="nearest")
+        assert np.array_equal(opening(grey, width), scipys)
 
 
 def test_ink_under_a_shadow_gets_its_contrast_back():
