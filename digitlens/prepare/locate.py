@@ -68,11 +68,11 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
     except InputError as refusal:
         ink, print_taken, candidates, blank = None, False, [], refusal
     if candidates and candidates[0] is ink:
-        top, left, bottom, right = ink_box(ink)
-        if max(bottom - top, right - left) >= DETAIL_SIDE:
-            if printed and is_level_bar(ink) or print_taken and is_line_piece(ink):
+        box = ink_box(ink)
+        if side_of(box) >= DETAIL_SIDE:
+            if printed and is_level_bar(box) or print_taken and is_line_piece(box):
                 raise blank
-            return ink[top:bottom, left:right], False
+            return ink[box[0]:box[2], box[1]:box[3]], False
     several = ink is not None and looks_like_number(digit_groups(ink)[1])
     one_mark = ink if candidates and candidates[0] is ink else None
     source = full_resolution(image, data, max_pixels, one_mark, max(grey.shape))
@@ -94,23 +94,23 @@ def digit_ink(image: Image.Image, data: bytes, max_pixels: int) -> tuple[np.ndar
             return closer, several
         if not candidates and not isinstance(blank, OnlyPrint):     # where the copy held print alone, more of it
             candidates = [mark for mark in found if side_of(ink_box(mark)) >= DETAIL_SIDE]
-    if (not candidates or printed and is_line_piece(candidates[0])
+    if (not candidates or printed and is_line_piece(ink_box(candidates[0]))
             or print_taken and np.count_nonzero(candidates[0]) < UNCONFIRMED_INK):
         raise blank
     return crop_to_ink(candidates[0]), several
 
 
-def is_line_piece(ink: np.ndarray) -> bool:
-    """Whether ``ink`` (one mark, or a closer look's) is LINE_PIECE pixels thin or less, or a
-    level bar: on paper, what the printed lines' removal left of them, not a digit's stroke."""
-    top, left, bottom, right = ink_box(ink)
-    return min(bottom - top, right - left) <= LINE_PIECE or is_level_bar(ink)
+def is_line_piece(box: tuple[int, int, int, int]) -> bool:
+    """Whether ink in ``box`` (one mark's, or a closer look's) is LINE_PIECE pixels thin or less, or
+    a level bar: on paper, what the printed lines' removal left of them, not a digit's stroke."""
+    top, left, bottom, right = box
+    return min(bottom - top, right - left) <= LINE_PIECE or is_level_bar(box)
 
 
-def is_level_bar(ink: np.ndarray) -> bool:
-    """Whether ``ink`` is LEVEL_BAR times as wide as tall and 2 * LINE_PIECE tall at most: no digit
-    lies so (a one lying is an upload turned), a ruled line's piece does."""
-    top, left, bottom, right = ink_box(ink)
+def is_level_bar(box: tuple[int, int, int, int]) -> bool:
+    """Whether ink in ``box`` is LEVEL_BAR times as wide as tall and 2 * LINE_PIECE tall at most: no
+    digit lies so (a one lying is an upload turned), a ruled line's piece does."""
+    top, left, bottom, right = box
     return bottom - top <= 2 * LINE_PIECE and right - left >= LEVEL_BAR * (bottom - top)
 
 
@@ -174,9 +174,9 @@ def closer_look(source: Image.Image, box: tuple[int, int, int, int], scale: floa
     else:
         if printed and runs_into_edge(ink, region, source.size):
             return None
-    if printed and is_line_piece(ink):
-        return None
     found = ink_box(ink)
+    if printed and is_line_piece(found):
+        return None
     in_source = tuple(round(edge / reduction) + offset for edge, offset in
                       zip(found, (region[1], region[0], region[1], region[0])))
     return crop_to_ink(ink), in_source if whole else None
