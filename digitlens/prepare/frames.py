@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from digitlens.prepare.segments import Segment
+from digitlens.prepare.segments import Segment, least_squares_line
 
 MEETS = 3                   # pixels within which a segment's end meets a segment across it, ...
 OVERSHOOT = 0.15            # ... or this share of its length short of its end (a line run on past the corner)
@@ -193,9 +193,7 @@ def fitted_pitch(comb: set, segments: list[Segment], pitch: float) -> tuple[floa
     """The pitch of a comb field's dividers ``comb``, about ``pitch`` apart, and where its first
     place lies: a line fitted to their places (one found from two of them drifts)."""
     at = np.array([centre(segments[index]) for index in comb])
-    places = np.round((at - at.min()) / pitch)
-    pitch, origin = np.polyfit(places, at, 1)
-    return float(pitch), float(origin)
+    return least_squares_line(np.round((at - at.min()) / pitch), at)
 
 
 EDGES = frozenset({"top", "left", "bottom", "right"})

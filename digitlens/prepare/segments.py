@@ -147,8 +147,8 @@ def fit_line(ink: np.ndarray, thickness: int, length: int) -> tuple[int, int, fl
 
 
 def least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """The slope and offset of the least-squares line through points at distinct ``x`` (np.polyfit's
-    line, without its general machinery: a third of a photo's segment search was spent there)."""
+    """The slope and offset of the least-squares line through points at two distinct ``x`` at least
+    (np.polyfit's line, without its general machinery: a third of a photo's segment search was spent there)."""
     x_mean, y_mean = x.mean(), y.mean()
     slope = float(((x - x_mean) * (y - y_mean)).sum() / np.square(x - x_mean).sum())
     return slope, float(y_mean - slope * x_mean)
